@@ -1,0 +1,25 @@
+from django.conf.urls.i18n import i18n_patterns
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from retail.views import health
+
+handler400 = "retail.errors.bad_request"
+handler403 = "retail.errors.permission_denied"
+handler404 = "retail.errors.page_not_found"
+handler500 = "retail.errors.server_error"
+
+urlpatterns = [
+    path("health/", health, name="health"),
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("api/staff/v1/", include("retail.api.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+]
+
+# Pages speak Chinese at their plain address and English under /en/.
+urlpatterns += i18n_patterns(
+    path("admin/", admin.site.urls),
+    prefix_default_language=False,
+)
