@@ -47,10 +47,15 @@ def staff_roles(user: User | AnonymousUser) -> list[StaffRole]:
     return getattr(user, _ROLES_ATTR)
 
 
+def _holds_hq_role(user: User | AnonymousUser) -> bool:
+    return any(role.role == Role.HQ_ADMIN for role in staff_roles(user))
+
+
 def is_hq(user: User | AnonymousUser) -> bool:
+    """HQ admins and superusers work across all stores."""
     if user.is_authenticated and user.is_active and user.is_superuser:
         return True
-    return any(role.role == Role.HQ_ADMIN for role in staff_roles(user))
+    return _holds_hq_role(user)
 
 
 def store_ids_for(user: User | AnonymousUser) -> set[int] | None:
@@ -96,9 +101,13 @@ class StoreRoleBackend:
         return getattr(user, _PERMS_ATTR)
 
     def has_perm(self, user, perm: str, obj=None) -> bool:
+        if _holds_hq_role(user):
+            return True
         return perm in self.get_all_permissions(user, obj)
 
     def has_module_perms(self, user, app_label: str) -> bool:
+        if _holds_hq_role(user):
+            return True
         prefix = f"{app_label}."
         return any(perm.startswith(prefix) for perm in self.get_all_permissions(user))
 

@@ -13,7 +13,7 @@ app.autodiscover_tasks()
 app.conf.beat_schedule = {
     "beat-heartbeat": {
         "task": "retail.beat_heartbeat",
-        "schedule": 60.0,
-        "options": {"expires": 55},
+        "schedule": 30.0,
+        "options": {"expires": 25},
     },
 }

@@ -161,9 +161,7 @@ class SKU(models.Model):
         Product, verbose_name=_("product"), on_delete=models.PROTECT, related_name="skus"
     )
     code = models.CharField(_("code"), max_length=32, unique=True, validators=[code_validator])
-    barcode = models.CharField(
-        _("barcode"), max_length=14, unique=True, validators=[validate_gtin]
-    )
+    barcode = models.CharField(_("barcode"), max_length=14, unique=True, validators=[validate_gtin])
     # Spec attributes as shown to shoppers, e.g. {"规格": "500ml", "口味": "原味"}.
     attributes = models.JSONField(_("spec attributes"), default=dict, blank=True)
     price_fen = models.BigIntegerField(_("price (fen)"))

@@ -4,6 +4,8 @@ Rows are matched on ``code``: a row with a known code updates it, a new code cre
 row is validated like a form; one bad row rejects the whole file and nothing is written.
 """
 
+import json
+
 from django.utils.translation import gettext as _
 from import_export import fields, resources, widgets
 
@@ -50,6 +52,9 @@ class AttributesWidget(widgets.JSONWidget):
             raise ValueError(_('Write spec attributes as a JSON object, e.g. {"规格": "500ml"}.'))
         return attributes
 
+    def render(self, value, obj=None, **kwargs):
+        return json.dumps(value, ensure_ascii=False) if value else ""
+
 
 class CatalogueResource(resources.ModelResource):
     class Meta:
@@ -59,6 +64,12 @@ class CatalogueResource(resources.ModelResource):
         skip_unchanged = True
         report_skipped = True
         use_transactions = True
+
+    def import_data(self, dataset, **kwargs):
+        # A row that fails model validation rolls the whole file back too, not only a row that
+        # raises: a catalogue is never left half-imported, whoever calls this.
+        kwargs["rollback_on_validation_errors"] = True
+        return super().import_data(dataset, **kwargs)
 
 
 class ProductResource(CatalogueResource):
@@ -80,7 +91,9 @@ class SKUResource(CatalogueResource):
         column_name="product",
         widget=StrictForeignKeyWidget(Product, field="code"),
     )
-    product_name = fields.Field(attribute="product__name", column_name="product_name", readonly=True)
+    product_name = fields.Field(
+        attribute="product__name", column_name="product_name", readonly=True
+    )
     price_yuan = fields.Field(attribute="price_fen", column_name="price_yuan", widget=YuanWidget())
     attributes = fields.Field(
         attribute="attributes", column_name="attributes", widget=AttributesWidget()
@@ -88,7 +101,15 @@ class SKUResource(CatalogueResource):
 
     class Meta(CatalogueResource.Meta):
         model = SKU
-        fields = ("code", "product", "product_name", "barcode", "attributes", "price_yuan", "active")
+        fields = (
+            "code",
+            "product",
+            "product_name",
+            "barcode",
+            "attributes",
+            "price_yuan",
+            "active",
+        )
         export_order = fields
 
     def get_queryset(self):

@@ -11,7 +11,9 @@ def _refuse_invalid(error: ValidationError) -> BusinessError:
     return BusinessError(
         "validation_error",
         _("Some fields are not valid."),
-        fields={field: [str(m) for m in messages] for field, messages in error.message_dict.items()},
+        fields={
+            field: [str(m) for m in messages] for field, messages in error.message_dict.items()
+        },
         status_code=400,
     )
 

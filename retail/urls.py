@@ -1,4 +1,3 @@
-from django.conf.urls.i18n import i18n_patterns
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
@@ -16,10 +15,5 @@ urlpatterns = [
     path("api/staff/v1/", include("retail.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
-]
-
-# Pages speak Chinese at their plain address and English under /en/.
-urlpatterns += i18n_patterns(
     path("admin/", admin.site.urls),
-    prefix_default_language=False,
-)
+]

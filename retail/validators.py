@@ -12,8 +12,6 @@ def gtin_check_digit(body: str) -> int:
 
 def validate_gtin(value: str) -> None:
     if not value.isdigit() or len(value) not in GTIN_LENGTHS:
-        raise ValidationError(
-            _("A barcode is 8, 12, 13 or 14 digits."), code="invalid_barcode"
-        )
+        raise ValidationError(_("A barcode is 8, 12, 13 or 14 digits."), code="invalid_barcode")
     if gtin_check_digit(value[:-1]) != int(value[-1]):
         raise ValidationError(_("The barcode's check digit is wrong."), code="invalid_barcode")

@@ -1,0 +1,212 @@
+"""The staff API and the one error format, for 400, 403, 404 and 409."""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import translation
+
+from retail.models import SKU
+from tests.factories import ProductFactory, SKUFactory, StoreFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def english():
+    with translation.override("en"):
+        yield
+
+
+def new_sku(**overrides):
+    return {
+        "product": "P0001",
+        "code": "P0001-01",
+        "barcode": "6921168509256",
+        "price_fen": 200,
+        "attributes": {"规格": "550ml"},
+        **overrides,
+    }
+
+
+def test_validation_error_shape(client, hq_user, english):
+    ProductFactory(code="P0001")
+    client.force_login(hq_user)
+
+    response = client.post(
+        "/api/staff/v1/skus/",
+        new_sku(price_fen=-5, product="NOPE"),
+        content_type="application/json",
+        HTTP_ACCEPT_LANGUAGE="en",
+    )
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": {
+            "code": "validation_error",
+            "message": "Some fields are not valid.",
+            "fields": {
+                "product": ["Object with code=NOPE does not exist."],
+                "price_fen": ["Ensure this value is greater than or equal to 0."],
+            },
+        }
+    }
+    assert SKU.objects.count() == 0
+
+
+def test_model_validation_comes_back_in_the_same_shape(client, hq_user, english):
+    ProductFactory(code="P0001")
+    client.force_login(hq_user)
+
+    response = client.post(
+        "/api/staff/v1/skus/",
+        new_sku(barcode="6921168509257"),
+        content_type="application/json",
+        HTTP_ACCEPT_LANGUAGE="en",
+    )
+
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == {
+        "barcode": ["The barcode's check digit is wrong."]
+    }
+    assert SKU.objects.count() == 0
+
+
+def test_permission_denied_shape(client, clerk_a):
+    ProductFactory(code="P0001")
+    client.force_login(clerk_a)
+
+    response = client.post(
+        "/api/staff/v1/skus/",
+        new_sku(),
+        content_type="application/json",
+        HTTP_ACCEPT_LANGUAGE="en",
+    )
+
+    assert response.status_code == 403
+    assert response.json() == {
+        "error": {
+            "code": "permission_denied",
+            "message": "You do not have permission to perform this action.",
+            "fields": {},
+        }
+    }
+    assert SKU.objects.count() == 0
+
+
+def test_anonymous_is_refused_in_the_same_shape(client):
+    response = client.get("/api/staff/v1/stores/", HTTP_ACCEPT_LANGUAGE="en")
+
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "not_authenticated"
+
+
+def test_another_stores_record_is_a_404(client, manager_a, store_b):
+    client.force_login(manager_a)
+
+    response = client.get(f"/api/staff/v1/stores/{store_b.pk}/", HTTP_ACCEPT_LANGUAGE="en")
+
+    assert response.status_code == 404
+    assert response.json() == {
+        "error": {"code": "not_found", "message": "Not found.", "fields": {}}
+    }
+
+
+def test_unknown_api_url_is_a_json_404(client):
+    response = client.get("/api/staff/v1/nothing-here/", HTTP_ACCEPT_LANGUAGE="en")
+
+    assert response.status_code == 404
+    assert response.json() == {
+        "error": {"code": "not_found", "message": "Not found.", "fields": {}}
+    }
+
+
+def test_duplicate_barcode_is_refused_with_the_field(client, hq_user, english):
+    SKUFactory(barcode="6921168509256", product=ProductFactory(code="P0001"))
+    client.force_login(hq_user)
+
+    response = client.post(
+        "/api/staff/v1/skus/",
+        new_sku(code="P0001-09"),
+        content_type="application/json",
+        HTTP_ACCEPT_LANGUAGE="en",
+    )
+
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == {
+        "barcode": ["SKU with this Barcode already exists."]
+    }
+    assert SKU.objects.count() == 1
+
+
+def test_error_messages_follow_the_language(client, clerk_a):
+    client.force_login(clerk_a)
+
+    response = client.post("/api/staff/v1/skus/", {}, content_type="application/json")
+
+    assert response.json()["error"]["message"] == "您没有执行该操作的权限。"
+
+
+def test_hq_creates_a_sku(client, hq_user):
+    ProductFactory(code="P0001", name="饮用天然水")
+    client.force_login(hq_user)
+
+    response = client.post("/api/staff/v1/skus/", new_sku(), content_type="application/json")
+
+    assert response.status_code == 201
+    body = response.json()
+    del body["id"]
+    assert body == {
+        "code": "P0001-01",
+        "barcode": "6921168509256",
+        "product_code": "P0001",
+        "product_name": "饮用天然水",
+        "category": SKU.objects.get().product.category.code,
+        "attributes": {"规格": "550ml"},
+        "price_fen": 200,
+        "active": True,
+    }
+
+
+def test_store_list_is_scoped(client, manager_a, store_a, store_b):
+    client.force_login(manager_a)
+
+    response = client.get("/api/staff/v1/stores/")
+
+    assert [store["code"] for store in response.json()["results"]] == ["SH001"]
+
+
+def test_store_list_query_count_does_not_grow_with_stores(client, hq_user):
+    StoreFactory.create_batch(30)
+    client.force_login(hq_user)
+
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get("/api/staff/v1/stores/")
+
+    assert len(response.json()["results"]) == 30
+    # session, user, staff roles, ModelBackend's user and group permissions, stores
+    assert len(queries) == 6
+
+
+def test_sku_list_query_count_does_not_grow_with_skus(client, clerk_a):
+    SKUFactory.create_batch(25)
+    client.force_login(clerk_a)
+
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get("/api/staff/v1/skus/?page_size=20")
+
+    assert len(response.json()["results"]) == 20
+    # session, user, staff roles, ModelBackend's user and group permissions,
+    # SKUs joined with product and category
+    assert len(queries) == 6
+
+
+def test_sku_list_filters(client, clerk_a):
+    water = SKUFactory(product=ProductFactory(name="饮用天然水"), barcode="6921168509256")
+    SKUFactory(product=ProductFactory(name="纯牛奶"))
+    client.force_login(clerk_a)
+
+    by_name = client.get("/api/staff/v1/skus/", {"q": "天然水"}).json()["results"]
+    by_barcode = client.get("/api/staff/v1/skus/", {"barcode": "6921168509256"}).json()["results"]
+
+    assert [sku["code"] for sku in by_name] == [water.code]
+    assert [sku["code"] for sku in by_barcode] == [water.code]
