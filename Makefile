@@ -36,8 +36,8 @@ lint: $(VENV)/.installed
 
 ## messages: refresh and compile the Chinese translations after changing user-facing text
 messages: $(VENV)/.installed
-	cd retail && DEBUG=1 ../$(BIN)/python ../manage.py makemessages --locale zh_Hans --no-obsolete --add-location file
-	DEBUG=1 $(BIN)/python manage.py compilemessages --locale zh_Hans
+	DEBUG=1 $(BIN)/python manage.py makemessages --locale zh_Hans --no-obsolete --add-location file --ignore ".venv/*" --ignore "var/*" --ignore "tests/*"
+	DEBUG=1 $(BIN)/python manage.py compilemessages --locale zh_Hans --ignore ".venv/*"
 
 clean:
 	rm -rf var .pytest_cache .ruff_cache

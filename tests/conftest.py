@@ -28,9 +28,17 @@ def _default_language():
     translation.deactivate()
 
 
+@pytest.fixture
+def english():
+    """Messages in English, for tests that assert their exact text."""
+    translation.activate("en")
+
+
 @pytest.fixture(autouse=True)
 def _test_settings(settings):
     settings.CELERY_TASK_ALWAYS_EAGER = True
+    # Real hashers are slow on purpose; tests log in hundreds of times.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     # Pages are rendered without collectstatic's manifest.
     settings.STORAGES = {
         **settings.STORAGES,

@@ -3,18 +3,11 @@
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from django.utils import translation
 
 from retail.models import SKU
 from tests.factories import ProductFactory, SKUFactory, StoreFactory
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def english():
-    with translation.override("en"):
-        yield
 
 
 def new_sku(**overrides):

@@ -46,7 +46,7 @@ def test_a_good_sheet_creates_and_updates(water):
     ]
 
 
-def test_one_bad_row_imports_nothing_and_names_the_row(water):
+def test_one_bad_row_imports_nothing_and_names_the_row(water, english):
     sheet = sku_sheet(
         ["P0001-01", "P0001", "6921168509256", "", "2.00", "1"],
         ["P0001-02", "P0001", "6921168558032", "", "4.555", "1"],
@@ -62,7 +62,7 @@ def test_one_bad_row_imports_nothing_and_names_the_row(water):
     assert errors[3]["product"] == ["No product with code P0009."]
 
 
-def test_a_bad_barcode_is_a_row_error(water):
+def test_a_bad_barcode_is_a_row_error(water, english):
     sheet = sku_sheet(["P0001-01", "P0001", "6921168509257", "", "2.00", "1"])
 
     result = SKUResource().import_data(sheet, dry_run=False)
