@@ -2,7 +2,6 @@ import uuid
 
 import pytest
 from django.conf import settings
-from django.db import connection
 from django.utils import translation
 
 from tests import factories
@@ -69,16 +68,3 @@ def manager_a(store_a):
 @pytest.fixture
 def clerk_a(store_a):
     return factories.StaffRoleFactory(role="clerk", store=store_a).user
-
-
-def needs_postgres() -> pytest.MarkDecorator:
-    return pytest.mark.skipif(
-        connection.vendor != "postgresql",
-        reason="needs PostgreSQL: set DATABASE_URL (.ci/run does)",
-    )
-
-
-def needs_redis() -> pytest.MarkDecorator:
-    return pytest.mark.skipif(
-        not settings.REDIS_URL, reason="needs Redis: set REDIS_URL (.ci/run does)"
-    )
