@@ -34,19 +34,7 @@ class StoreScopedAdmin(admin.ModelAdmin):
 @admin.register(Store)
 class StoreAdmin(StoreScopedAdmin):
     store_field = "pk"
-    list_display = [
-        "code",
-        "name",
-        "kind",
-        "city",
-        "district",
-        "opens_at",
-        "closes_at",
-        "offers_pickup",
-        "offers_ship_from_store",
-        "offers_counter_sales",
-        "active",
-    ]
+    list_display = ["code", "name", "kind", "city", "district", "hours", "services", "active"]
     list_filter = ["kind", "city", "active", "offers_pickup", "offers_ship_from_store"]
     search_fields = ["code", "name", "address", "district"]
     fieldsets = [
@@ -68,6 +56,27 @@ class StoreAdmin(StoreScopedAdmin):
             },
         ),
     ]
+
+    @admin.display(description=_("hours"))
+    def hours(self, store: Store) -> str:
+        if store.opens_at == store.closes_at:
+            return _("24 hours")
+        return f"{store.opens_at:%H:%M}-{store.closes_at:%H:%M}"
+
+    @admin.display(description=_("services"))
+    def services(self, store: Store) -> str:
+        offered = [
+            label
+            for offers, label in [
+                (store.offers_pickup, _("pickup")),
+                (store.offers_ship_from_store, _("ship-from-store")),
+                (store.offers_counter_sales, _("counter")),
+            ]
+            if offers
+        ]
+        if store.delivery_radius_m:
+            offered.append(_("delivery %(km)g km") % {"km": store.delivery_radius_m / 1000})
+        return " · ".join(str(label) for label in offered) or "—"
 
     def get_readonly_fields(self, request, obj=None):
         # Identity and opening or closing a store are decisions of HQ.

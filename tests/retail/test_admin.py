@@ -1,10 +1,12 @@
 """The admin as each role sees it: scoped to the staff member's stores, HQ sees all."""
 
+from datetime import time
+
 import pytest
 from django.urls import reverse
 
 from retail.models import StaffRole, Store
-from tests.factories import SKUFactory, StaffRoleFactory
+from tests.factories import SKUFactory, StaffRoleFactory, StoreFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -154,3 +156,22 @@ def test_store_count_unchanged_after_refusals(client, manager_a, store_a, store_
     client.post(reverse("admin:retail_store_delete", args=[store_a.pk]), {"post": "yes"})
 
     assert sorted(Store.objects.values_list("code", flat=True)) == ["SH001", "SH002"]
+
+
+def test_store_list_shows_hours_and_services_at_a_glance(client, hq_user):
+    StoreFactory(
+        code="SH010",
+        opens_at=time(0),
+        closes_at=time(0),
+        offers_ship_from_store=True,
+        delivery_radius_m=3500,
+    )
+    StoreFactory(code="SH011", opens_at=time(7), closes_at=time(1), offers_pickup=False)
+    client.force_login(hq_user)
+
+    page = changelist(client, "store")
+
+    assert "24 小时" in page
+    assert "自提 · 门店发货 · 收银 · 配送 3.5 公里" in page
+    assert "07:00-01:00" in page
+    assert "收银</td>" in page
