@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path
+from django.views.generic import TemplateView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from retail.views import health
@@ -10,6 +11,7 @@ handler404 = "retail.errors.page_not_found"
 handler500 = "retail.errors.server_error"
 
 urlpatterns = [
+    path("", TemplateView.as_view(template_name="home.html"), name="home"),
     path("health/", health, name="health"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("api/staff/v1/", include("retail.api.urls")),

@@ -175,3 +175,12 @@ def test_store_list_shows_hours_and_services_at_a_glance(client, hq_user):
     assert "自提 · 门店发货 · 收银 · 配送 3.5 公里" in page
     assert "07:00-01:00" in page
     assert "收银</td>" in page
+
+
+def test_the_home_page_leads_to_admin_docs_and_health(client):
+    page = client.get("/").content.decode()
+
+    assert "新零售平台" in page
+    assert 'href="/admin/"' in page
+    assert 'href="/api/docs/"' in page
+    assert 'href="/health/"' in page
