@@ -4,6 +4,7 @@ from import_export.admin import ImportExportModelAdmin
 
 from retail import services
 from retail.access import is_hq, scope_to_stores, stores_for
+from retail.forms import YuanField
 from retail.models import SKU, Category, Product, StaffRole, Store
 from retail.money import fen_to_yuan
 from retail.resources import ProductResource, SKUResource
@@ -83,7 +84,16 @@ class StoreAdmin(StoreScopedAdmin):
         return [] if is_hq(request.user) else ["code", "kind", "active"]
 
 
-class SKUInline(admin.TabularInline):
+class PriceInYuan:
+    """Staff type prices in yuan; the model keeps fen."""
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if db_field.name == "price_fen":
+            return YuanField(required=True)
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
+
+
+class SKUInline(PriceInYuan, admin.TabularInline):
     model = SKU
     extra = 0
     fields = ["code", "barcode", "attributes", "price_fen", "active"]
@@ -110,7 +120,7 @@ class ProductAdmin(ImportExportModelAdmin):
 
 
 @admin.register(SKU)
-class SKUAdmin(ImportExportModelAdmin):
+class SKUAdmin(PriceInYuan, ImportExportModelAdmin):
     resource_classes = [SKUResource]
     list_display = ["code", "product", "spec_label", "barcode", "price", "active"]
     list_filter = ["active", "product__category"]

@@ -1,4 +1,3 @@
-# ruff: noqa: RUF001 - Chinese text here uses full-width punctuation and the multiplication sign.
 """The demo chain that ``manage.py seed_demo`` loads: 邻鲜超市, a neighbourhood grocer with
 stores in Shanghai and Hangzhou and one regional warehouse.
 

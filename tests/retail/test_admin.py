@@ -184,3 +184,58 @@ def test_the_home_page_leads_to_admin_docs_and_health(client):
     assert 'href="/admin/"' in page
     assert 'href="/api/docs/"' in page
     assert 'href="/health/"' in page
+
+
+def sku_form(sku, price: str) -> dict[str, str]:
+    return {
+        "product": str(sku.product_id),
+        "code": sku.code,
+        "barcode": sku.barcode,
+        "attributes": '{"规格": "550ml"}',
+        "price_fen": price,
+        "active": "on",
+    }
+
+
+def test_hq_types_prices_in_yuan(client, hq_user):
+    sku = SKUFactory(price_fen=200)
+    client.force_login(hq_user)
+    url = reverse("admin:retail_sku_change", args=[sku.pk])
+
+    shown = client.get(url).content.decode()
+    response = client.post(url, sku_form(sku, "12.50"))
+
+    assert 'value="2.00"' in shown
+    assert response.status_code == 302
+    sku.refresh_from_db()
+    assert sku.price_fen == 1250
+
+
+@pytest.mark.parametrize(
+    ("typed", "error"), [("12.345", "确认小数不超过 2 位."), ("-1", "确保该值大于或等于0。")]
+)
+def test_a_price_with_fractions_of_a_fen_or_below_zero_is_refused(client, hq_user, typed, error):
+    sku = SKUFactory(price_fen=200)
+    client.force_login(hq_user)
+
+    response = client.post(reverse("admin:retail_sku_change", args=[sku.pk]), sku_form(sku, typed))
+
+    assert response.status_code == 200
+    assert error in response.content.decode()
+    sku.refresh_from_db()
+    assert sku.price_fen == 200
+
+
+def test_an_hq_role_with_a_store_is_a_form_error_not_a_crash(client, hq_user, store_a):
+    newcomer = StaffRoleFactory.build().user
+    newcomer.save()
+    client.force_login(hq_user)
+
+    response = client.post(
+        reverse("admin:retail_staffrole_add"),
+        {"user": newcomer.pk, "role": "hq_admin", "store": store_a.pk},
+    )
+
+    assert response.status_code == 200
+    assert "总部管理员不属于任何门店；店长或店员必须属于一个门店。" in response.content.decode()
+    assert newcomer.staff_roles.count() == 0

@@ -1,6 +1,9 @@
 """The staff API and the one error format, for 400, 403, 404 and 409."""
 
+import io
+
 import pytest
+from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
@@ -203,3 +206,54 @@ def test_sku_list_filters(client, clerk_a):
 
     assert [sku["code"] for sku in by_name] == [water.code]
     assert [sku["code"] for sku in by_barcode] == [water.code]
+
+
+def test_malformed_json_is_a_parse_error(client, hq_user, english):
+    client.force_login(hq_user)
+
+    response = client.post("/api/staff/v1/skus/", "{not json", content_type="application/json")
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "parse_error"
+    assert SKU.objects.count() == 0
+
+
+def test_wrong_method_is_a_405_in_the_same_shape(client, hq_user):
+    client.force_login(hq_user)
+
+    response = client.delete("/api/staff/v1/stores/")
+
+    assert response.status_code == 405
+    assert response.json()["error"]["code"] == "method_not_allowed"
+
+
+def test_store_detail_query_count(client, manager_a, store_a):
+    client.force_login(manager_a)
+
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(f"/api/staff/v1/stores/{store_a.pk}/")
+
+    assert response.json()["code"] == "SH001"
+    # session, user, staff roles, ModelBackend's user and group permissions, the store
+    assert len(queries) == 6
+
+
+def test_sku_detail_query_count(client, clerk_a):
+    sku = SKUFactory(price_fen=1990)
+    client.force_login(clerk_a)
+
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(f"/api/staff/v1/skus/{sku.pk}/")
+
+    assert response.json()["price_fen"] == 1990
+    # session, user, staff roles, ModelBackend's user and group permissions,
+    # the SKU joined with product and category
+    assert len(queries) == 6
+
+
+def test_the_openapi_schema_is_valid_and_warning_free():
+    out = io.StringIO()
+
+    call_command("spectacular", "--validate", "--fail-on-warn", stdout=out)
+
+    assert "/api/staff/v1/skus/" in out.getvalue()
