@@ -2,13 +2,27 @@
 
 import os
 
-from celery import Celery
+from celery import Celery, bootsteps
+
+from retail.startup import require_secret_key
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "retail.settings")
 
 app = Celery("retail")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+class RequireSecrets(bootsteps.Step):
+    """A worker without its secrets stops before it consumes anything."""
+
+    def __init__(self, worker, **kwargs) -> None:
+        require_secret_key()
+        super().__init__(worker, **kwargs)
+
+
+app.steps["worker"].add(RequireSecrets)
+
 
 app.conf.beat_schedule = {
     "beat-heartbeat": {

@@ -3,13 +3,12 @@
 With nothing set, the platform runs embedded: SQLite under ``var/``, a file cache and a
 filesystem Celery broker, so a newcomer needs no servers. ``DATABASE_URL`` and ``REDIS_URL``
 switch to PostgreSQL and Redis. Secrets have no production default: without ``SECRET_KEY`` the
-platform only starts with ``DEBUG`` on.
+web and worker processes only start with ``DEBUG`` on.
 """
 
 from pathlib import Path
 
 import environ
-from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 from import_export.formats import base_formats
 
@@ -25,10 +24,10 @@ DATA_DIR = Path(env("DATA_DIR", default=str(BASE_DIR / "var")))
 # The embedded defaults (SQLite file, file cache, filesystem broker) live here.
 DATA_DIR.mkdir(parents=True, exist_ok=True)
 
+# No production default. Without it, offline commands (migrate, makemigrations) still run, but
+# the web and worker processes refuse to start (retail.startup) and anything that signs fails.
 SECRET_KEY = env("SECRET_KEY", default="")
-if not SECRET_KEY:
-    if not DEBUG:
-        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
+if not SECRET_KEY and DEBUG:
     SECRET_KEY = "insecure-development-key-used-only-with-debug-on"  # noqa: S105
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"] if DEBUG else [])

@@ -1,13 +1,16 @@
 """The settings module read under different environments, each time from a fresh import."""
 
 import importlib.util
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-from django.core.exceptions import ImproperlyConfigured
 
 SETTINGS_FILE = Path(__file__).resolve().parents[2] / "retail" / "settings.py"
 VARIABLES = [
+    "DJANGO_SETTINGS_MODULE",
     "DEBUG",
     "SECRET_KEY",
     "DATABASE_URL",
@@ -108,9 +111,53 @@ def test_explicit_broker_wins_over_redis_url(load_settings):
     assert settings.CELERY_RESULT_BACKEND == "redis://cache.internal:6379/2"
 
 
-def test_no_secret_key_in_production_refuses_to_start(load_settings):
-    with pytest.raises(ImproperlyConfigured, match="SECRET_KEY must be set"):
-        load_settings(DEBUG="0")
+def test_no_secret_key_in_production_has_no_default(load_settings):
+    settings = load_settings(DEBUG="0")
+
+    assert settings.SECRET_KEY == ""
+
+
+def run(*command: str, **environment: str) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if k not in VARIABLES}
+    return subprocess.run(  # noqa: S603 - our own interpreter and code
+        command,
+        env={**clean, **environment},
+        cwd=SETTINGS_FILE.parents[1],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def run_python(code: str, **environment: str) -> subprocess.CompletedProcess:
+    return run(sys.executable, "-c", code, **environment)
+
+
+def test_web_process_refuses_to_start_without_a_secret_key(tmp_path):
+    started = run_python("import retail.wsgi", DEBUG="0", DATA_DIR=str(tmp_path))
+
+    assert started.returncode == 1
+    assert "ImproperlyConfigured: SECRET_KEY must be set when DEBUG is off" in started.stderr
+
+
+def test_worker_refuses_to_start_without_a_secret_key(tmp_path):
+    celery = str(Path(sys.executable).with_name("celery"))
+    started = run(celery, "--app", "retail", "worker", "--pool", "solo", DATA_DIR=str(tmp_path))
+
+    assert started.returncode == 1
+    assert "ImproperlyConfigured: SECRET_KEY must be set when DEBUG is off" in started.stderr
+
+
+def test_offline_commands_run_without_a_secret_key(tmp_path):
+    checked = run_python(
+        "import django; django.setup(); from django.core.management import call_command; "
+        "call_command('makemigrations', '--check', '--dry-run', verbosity=0)",
+        DJANGO_SETTINGS_MODULE="retail.settings",
+        DEBUG="0",
+        DATA_DIR=str(tmp_path),
+    )
+
+    assert checked.returncode == 0, checked.stderr
 
 
 def test_debug_runs_without_a_secret_key(load_settings):
