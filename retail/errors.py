@@ -44,21 +44,6 @@ def error_body(code: str, message: str, fields: dict[str, Any] | None = None) ->
     return {"error": {"code": code, "message": str(message), "fields": fields or {}}}
 
 
-# DRF's own codes are stable already; these are renamed to read well in the one format.
-_CODE_NAMES = {
-    "invalid": "validation_error",
-    "not_authenticated": "not_authenticated",
-    "authentication_failed": "authentication_failed",
-    "permission_denied": "permission_denied",
-    "not_found": "not_found",
-    "method_not_allowed": "method_not_allowed",
-    "not_acceptable": "not_acceptable",
-    "unsupported_media_type": "unsupported_media_type",
-    "throttled": "throttled",
-    "parse_error": "parse_error",
-}
-
-
 def _fields_of(detail: Any) -> dict[str, Any]:
     if isinstance(detail, dict):
         return {key: _flatten(value) for key, value in detail.items()}
@@ -90,7 +75,7 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         message = _("Some fields are not valid.")
         fields = _fields_of(exc.detail)
     else:
-        code = _CODE_NAMES.get(exc.default_code, exc.default_code)
+        code = exc.default_code  # DRF's codes are stable: not_found, permission_denied, ...
         message = exc.detail if isinstance(exc.detail, str) else exc.default_detail
         fields = {}
     response.data = error_body(code, message, fields)

@@ -1,12 +1,14 @@
 """The staff API and the one error format, for 400, 403, 404 and 409."""
 
 import io
+import json
 
 import pytest
 from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from retail.errors import BusinessError, api_exception_handler
 from retail.models import SKU
 from tests.factories import ProductFactory, SKUFactory, StoreFactory
 
@@ -257,3 +259,41 @@ def test_the_openapi_schema_is_valid_and_warning_free():
     call_command("spectacular", "--validate", "--fail-on-warn", stdout=out)
 
     assert "/api/staff/v1/skus/" in out.getvalue()
+
+
+def test_a_business_error_keeps_its_code_fields_and_status():
+    refusal = BusinessError("out_of_stock", "Only 2 left.", fields={"quantity": ["Only 2 left."]})
+
+    response = api_exception_handler(refusal, {})
+
+    assert response.status_code == 409
+    assert response.data == {
+        "error": {
+            "code": "out_of_stock",
+            "message": "Only 2 left.",
+            "fields": {"quantity": ["Only 2 left."]},
+        }
+    }
+
+
+def test_an_unexpected_exception_is_left_to_django_as_a_500():
+    assert api_exception_handler(ZeroDivisionError(), {}) is None
+
+
+def test_djangos_own_error_pages_answer_json_under_api_and_html_elsewhere(rf, english):
+    from retail import errors
+
+    api_500 = errors.server_error(rf.get("/api/staff/v1/skus/"))
+    page_500 = errors.server_error(rf.get("/admin/"))
+    api_400 = errors.bad_request(rf.get("/api/staff/v1/skus/"), None)
+
+    assert api_500.status_code == 500
+    assert json.loads(api_500.content) == {
+        "error": {
+            "code": "server_error",
+            "message": "Something went wrong on our side.",
+            "fields": {},
+        }
+    }
+    assert page_500["Content-Type"].startswith("text/html")
+    assert json.loads(api_400.content)["error"]["code"] == "bad_request"
