@@ -8,6 +8,7 @@ from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from retail import errors
 from retail.errors import BusinessError, api_exception_handler
 from retail.models import SKU
 from tests.factories import ProductFactory, SKUFactory, StoreFactory
@@ -281,8 +282,6 @@ def test_an_unexpected_exception_is_left_to_django_as_a_500():
 
 
 def test_djangos_own_error_pages_answer_json_under_api_and_html_elsewhere(rf, english):
-    from retail import errors
-
     api_500 = errors.server_error(rf.get("/api/staff/v1/skus/"))
     page_500 = errors.server_error(rf.get("/admin/"))
     api_400 = errors.bad_request(rf.get("/api/staff/v1/skus/"), None)
