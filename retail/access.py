@@ -6,7 +6,7 @@ A staff member's roles (``StaffRole``) are the one source of truth for both ques
   all ask ``user.has_perm(...)`` and nobody maintains groups by hand;
 * ``stores_for`` and ``scope_to_stores`` narrow any queryset to the stores a user belongs to.
 
-Later apps add their permissions to ``ROLE_PERMISSIONS`` beside the ones here.
+Apps add their own permissions with ``grant_role_permissions`` in their ``ready()``.
 """
 
 from typing import TypeVar
@@ -24,13 +24,20 @@ _CATALOGUE_VIEW = {
     "retail.view_sku",
 }
 
-# HQ admins hold every permission; store roles hold these.
+# HQ admins hold every permission; store roles hold these, and what apps add with
+# grant_role_permissions() when they start.
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     Role.STORE_MANAGER: frozenset(
         _CATALOGUE_VIEW | {"retail.view_store", "retail.change_store", "retail.view_staffrole"}
     ),
     Role.CLERK: frozenset(_CATALOGUE_VIEW | {"retail.view_store"}),
 }
+
+
+def grant_role_permissions(role: str, permissions: set[str]) -> None:
+    """Called from an app's ``ready()``: the core needs to know no app to serve its roles."""
+    ROLE_PERMISSIONS[role] = ROLE_PERMISSIONS.get(role, frozenset()) | frozenset(permissions)
+
 
 _ROLES_ATTR = "_retail_staff_roles"
 _PERMS_ATTR = "_retail_role_permissions"

@@ -30,4 +30,9 @@ app.conf.beat_schedule = {
         "schedule": 30.0,
         "options": {"expires": 25},
     },
+    "release-expired-stock-holds": {
+        "task": "inventory.release_expired_holds",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
 }

@@ -229,6 +229,13 @@ CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 
+# --- Inventory ------------------------------------------------------------------------------
+
+# How long checkout holds stock for an unpaid order.
+STOCK_HOLD_MINUTES = env.int("STOCK_HOLD_MINUTES", default=30)
+# How far back sales count towards a SKU's velocity in reorder suggestions.
+STOCK_VELOCITY_DAYS = env.int("STOCK_VELOCITY_DAYS", default=28)
+
 # --- Health ---------------------------------------------------------------------------------
 
 HEALTH_WORKER_PING_TIMEOUT = env.float("HEALTH_WORKER_PING_TIMEOUT", default=1.5)

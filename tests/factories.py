@@ -3,6 +3,7 @@ from decimal import Decimal
 import factory
 from django.contrib.auth.models import User
 
+from inventory.models import StockItem
 from retail.models import SKU, Category, Product, StaffRole, Store
 from retail.validators import gtin_check_digit
 
@@ -78,3 +79,16 @@ class SKUFactory(factory.django.DjangoModelFactory):
     barcode = factory.Sequence(_barcode)
     attributes = factory.LazyFunction(lambda: {"规格": "550ml"})
     price_fen = 200
+
+
+class StockItemFactory(factory.django.DjangoModelFactory):
+    """A stock row with its numbers set directly: for reads. Tests of writes go through the
+    services, which keep the ledger."""
+
+    class Meta:
+        model = StockItem
+
+    store = factory.SubFactory(StoreFactory)
+    sku = factory.SubFactory(SKUFactory)
+    on_hand = 0
+    reserved = 0
