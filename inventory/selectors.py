@@ -107,6 +107,8 @@ class StoreOption:
 
 
 _MICRODEGREE = Decimal("0.000001")
+MAX_RADIUS_M = 100_000
+MAX_STORES = 100
 
 
 def _box_edge(degrees: float, rounding: str) -> Decimal:
@@ -187,10 +189,22 @@ def nearest_stores_for_basket(
     longitude; the exact distance is then computed here), and the stock of those stores for
     the basket's SKUs. An empty basket needs only the first.
     """
+    latitude, longitude = float(latitude), float(longitude)
     _check_location(latitude, longitude)
     _check_basket(lines)
+    if not 0 < radius_m <= MAX_RADIUS_M:
+        raise _bad_input(
+            "invalid_radius",
+            "radius_m",
+            _("The radius must be between 1 and %(max)d metres.") % {"max": MAX_RADIUS_M},
+        )
+    if not 0 < limit <= MAX_STORES:
+        raise _bad_input(
+            "invalid_limit",
+            "limit",
+            _("Between 1 and %(max)d stores may be asked for.") % {"max": MAX_STORES},
+        )
     wanted_service = _checked_service(service)
-    latitude, longitude = float(latitude), float(longitude)
 
     in_reach: list[tuple[int, Store]] = []
     for store in _stores_in_box(latitude, longitude, radius_m, wanted_service):
