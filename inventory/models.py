@@ -274,7 +274,8 @@ class StockCountLine(models.Model):
     count = models.ForeignKey(StockCount, on_delete=models.CASCADE, related_name="lines")
     sku = models.ForeignKey(SKU, verbose_name=_("SKU"), on_delete=models.PROTECT, related_name="+")
     counted = models.IntegerField(_("counted"))
-    # Filled when the count is applied: what the books said, and the adjustment made.
+    # What the books said when the line was written (or last recounted); applying the sheet
+    # books ``counted - expected`` on top of on_hand then, so later sales stay booked.
     expected = models.IntegerField(_("expected"), null=True, blank=True)
 
     class Meta:
