@@ -93,6 +93,30 @@ def can_access_store(user: User | AnonymousUser, store_id: int) -> bool:
     return ids is None or store_id in ids
 
 
+def has_store_perm(user: User | AnonymousUser, perm: str, store_id: int) -> bool:
+    """Whether the user holds ``perm`` *in this store*: a clerk here who manages another
+    store acts here as a clerk. HQ holds every permission everywhere."""
+    if not (user.is_authenticated and user.is_active):
+        return False
+    if is_hq(user):
+        return user.has_perm(perm)
+    return any(
+        role.store_id == store_id and perm in ROLE_PERMISSIONS.get(role.role, frozenset())
+        for role in staff_roles(user)
+    )
+
+
+def store_ids_with_perm(user: User | AnonymousUser, perm: str) -> set[int] | None:
+    """The stores where the user holds ``perm``; None for HQ, which means every store."""
+    if is_hq(user):
+        return None
+    return {
+        role.store_id
+        for role in staff_roles(user)
+        if perm in ROLE_PERMISSIONS.get(role.role, frozenset())
+    }
+
+
 class StoreRoleBackend:
     """Grants permissions from staff roles. Authenticates nobody: ModelBackend does that."""
 

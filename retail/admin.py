@@ -1,12 +1,25 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.utils.text import Truncator
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 from import_export.admin import ImportExportModelAdmin
 
 from retail import services
-from retail.access import is_hq, scope_to_stores, stores_for
+from retail.access import has_store_perm, is_hq, scope_to_stores, store_ids_with_perm
+from retail.errors import BusinessError
 from retail.forms import YuanField
-from retail.models import SKU, Category, Product, StaffRole, Store
+from retail.models import (
+    SKU,
+    Category,
+    OutboxAttempt,
+    OutboxDelivery,
+    OutboxEvent,
+    Product,
+    StaffRole,
+    Store,
+)
 from retail.money import fen_to_yuan
+from retail.outbox import outbox_delivery_retry
 from retail.resources import ProductResource, SKUResource
 
 admin.site.site_header = _("Retail platform")
@@ -28,8 +41,39 @@ class StoreScopedAdmin(admin.ModelAdmin):
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.related_model is Store:
-            kwargs["queryset"] = stores_for(request.user)
+            # Only stores where the user may create or change such rows, by her role there.
+            adding = store_ids_with_perm(request.user, self._perm("add"))
+            changing = store_ids_with_perm(request.user, self._perm("change"))
+            if adding is None or changing is None:
+                kwargs["queryset"] = Store.objects.all()
+            else:
+                kwargs["queryset"] = Store.objects.filter(pk__in=adding | changing)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def _perm(self, action: str) -> str:
+        return f"{self.opts.app_label}.{action}_{self.opts.model_name}"
+
+    def store_id_of(self, obj) -> int:
+        """The store a row belongs to, following ``store_field`` (``stock_item__store``...)."""
+        *path, last = self.store_field.split("__")
+        for step in path:
+            obj = getattr(obj, step)
+        return obj.pk if last == "pk" else getattr(obj, f"{last}_id")
+
+    # Changing or deleting a row takes the permission in the row's own store.
+    def has_change_permission(self, request, obj=None):
+        if not super().has_change_permission(request, obj):
+            return False
+        return obj is None or has_store_perm(
+            request.user, self._perm("change"), self.store_id_of(obj)
+        )
+
+    def has_delete_permission(self, request, obj=None):
+        if not super().has_delete_permission(request, obj):
+            return False
+        return obj is None or has_store_perm(
+            request.user, self._perm("delete"), self.store_id_of(obj)
+        )
 
 
 @admin.register(Store)
@@ -147,3 +191,141 @@ class StaffRoleAdmin(StoreScopedAdmin):
 
     def save_model(self, request, obj, form, change):
         services.staff_role_save(role=obj)
+
+
+# --- Outbox: what went out to WeChat and partners, and what did not -----------------------------
+
+
+class HQOnly:
+    """Outbox rows span every store and carry shoppers' data: HQ and superusers only, and
+    read-only (the outbox writes them; staff only retry)."""
+
+    def has_module_permission(self, request):
+        return is_hq(request.user)
+
+    def has_view_permission(self, request, obj=None):
+        return is_hq(request.user)
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class OutboxAttemptInline(HQOnly, admin.TabularInline):
+    model = OutboxAttempt
+    fields = ["number", "started_at", "duration_ms", "outcome", "status_code", "error"]
+    readonly_fields = fields
+    ordering = ["-number"]
+    extra = 0
+
+
+class OutboxDeliveryInline(HQOnly, admin.TabularInline):
+    model = OutboxDelivery
+    fields = ["subscriber", "state", "attempts", "next_attempt_at", "delivered_at", "last_error"]
+    readonly_fields = fields
+    ordering = ["subscriber"]
+    extra = 0
+    show_change_link = True
+
+
+@admin.register(OutboxEvent)
+class OutboxEventAdmin(HQOnly, admin.ModelAdmin):
+    list_display = ["event_id", "event_type", "aggregate_type", "aggregate_id", "created_at"]
+    list_filter = ["event_type", "aggregate_type"]
+    search_fields = ["=event_id", "=aggregate_id"]
+    date_hierarchy = "created_at"
+    fields = ["event_id", "event_type", "aggregate_type", "aggregate_id", "payload", "created_at"]
+    readonly_fields = fields
+    inlines = [OutboxDeliveryInline]
+
+
+@admin.register(OutboxDelivery)
+class OutboxDeliveryAdmin(HQOnly, admin.ModelAdmin):
+    list_display = [
+        "pk",
+        "event_type",
+        "aggregate",
+        "subscriber",
+        "state",
+        "attempts",
+        "next_attempt_at",
+        "last_status_code",
+        "error",
+        "delivered_at",
+    ]
+    list_filter = ["subscriber", "state"]
+    list_select_related = ["event"]
+    search_fields = ["=event__event_id", "=event__aggregate_id"]
+    fields = [
+        "event",
+        "subscriber",
+        "state",
+        "attempts",
+        "attempt_limit",
+        "next_attempt_at",
+        "lease_until",
+        "last_status_code",
+        "last_error",
+        "delivered_at",
+        "retried_by",
+        "retried_at",
+        "created_at",
+        "updated_at",
+    ]
+    readonly_fields = fields
+    inlines = [OutboxAttemptInline]
+    actions = ["retry_deliveries"]
+
+    @admin.display(description=_("event type"), ordering="event__event_type")
+    def event_type(self, delivery: OutboxDelivery) -> str:
+        return delivery.event.event_type
+
+    @admin.display(description=_("aggregate"))
+    def aggregate(self, delivery: OutboxDelivery) -> str:
+        return f"{delivery.event.aggregate_type}:{delivery.event.aggregate_id}"
+
+    @admin.display(description=_("last error"))
+    def error(self, delivery: OutboxDelivery) -> str:
+        return Truncator(delivery.last_error).chars(80)
+
+    def has_retry_permission(self, request) -> bool:
+        return is_hq(request.user)
+
+    @admin.action(description=_("Retry the selected deliveries now"), permissions=["retry"])
+    def retry_deliveries(self, request, queryset):
+        retried = refused = 0
+        for delivery in queryset:
+            try:
+                outbox_delivery_retry(delivery=delivery, actor=request.user)
+            except BusinessError:
+                refused += 1
+            else:
+                retried += 1
+                self.log_change(request, delivery, [{"changed": {"fields": ["state"]}}])
+        if retried:
+            self.message_user(
+                request,
+                ngettext(
+                    "%(count)d delivery will be sent again.",
+                    "%(count)d deliveries will be sent again.",
+                    retried,
+                )
+                % {"count": retried},
+                messages.SUCCESS,
+            )
+        if refused:
+            self.message_user(
+                request,
+                ngettext(
+                    "%(count)d delivery was not failed or dead and was left as it was.",
+                    "%(count)d deliveries were not failed or dead and were left as they were.",
+                    refused,
+                )
+                % {"count": refused},
+                messages.WARNING,
+            )
