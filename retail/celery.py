@@ -30,9 +30,35 @@ app.conf.beat_schedule = {
         "schedule": 30.0,
         "options": {"expires": 25},
     },
+    # Re-sends outbox deliveries that are due and nobody holds (lost messages, dead workers).
+    "outbox-sweep": {
+        "task": "retail.outbox_sweep",
+        "schedule": 15.0,
+        "options": {"expires": 14},
+    },
+    "outbox-trim-attempts": {
+        "task": "retail.outbox_trim_attempts",
+        "schedule": 3600.0,
+        "options": {"expires": 3500},
+    },
     "release-expired-stock-holds": {
         "task": "inventory.release_expired_holds",
         "schedule": 60.0,
         "options": {"expires": 55},
+    },
+    "expire-unpaid-orders": {
+        "task": "orders.expire_unpaid",
+        "schedule": 60.0,
+        "options": {"expires": 55},
+    },
+    "resubmit-stale-refunds": {
+        "task": "orders.resubmit_stale_refunds",
+        "schedule": 300.0,
+        "options": {"expires": 290},
+    },
+    "auto-complete-delivered-orders": {
+        "task": "orders.auto_complete",
+        "schedule": 3600.0,
+        "options": {"expires": 3500},
     },
 }

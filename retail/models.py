@@ -4,13 +4,16 @@ Invariants that matter to money or to other apps are database constraints as wel
 validators, so that no code path (admin, import, shell, a later service) can break them.
 """
 
+import uuid
 from datetime import datetime, time
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
 from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from retail.validators import validate_gtin
@@ -245,3 +248,160 @@ class StaffRole(models.Model):
     def __str__(self) -> str:
         where = self.store.code if self.store_id else "HQ"
         return f"{self.user} · {self.get_role_display()} · {where}"
+
+
+# --- The outbox: the one road from the core to the outside world (see retail/outbox) ----------
+
+
+class OutboxEvent(models.Model):
+    """Something that happened, written in the same transaction as the change itself."""
+
+    # Receivers get this id with every delivery and treat a repeat as done.
+    event_id = models.UUIDField(_("event id"), default=uuid.uuid4, unique=True, editable=False)
+    event_type = models.CharField(_("event type"), max_length=64)
+    aggregate_type = models.CharField(_("aggregate type"), max_length=32)
+    aggregate_id = models.CharField(_("aggregate id"), max_length=64)
+    # What a subscriber needs to act without reading our database, as it stood at the time.
+    payload = models.JSONField(_("payload"), default=dict, encoder=DjangoJSONEncoder)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("outbox event")
+        verbose_name_plural = _("outbox events")
+        ordering = ["-pk"]
+        # Serves "an earlier delivery of the same aggregate is still open" (order per aggregate).
+        indexes = [
+            models.Index(
+                fields=["aggregate_type", "aggregate_id", "id"], name="outbox_event_aggregate"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} {self.aggregate_type}:{self.aggregate_id}"
+
+
+class OutboxDelivery(models.Model):
+    """One event on its way to one subscriber.
+
+    ``lease_until`` says until when someone is known to be taking care of the delivery: the
+    worker running it (``in_flight``) or a task message on its way (``pending``, ``failed``).
+    The sweeper only touches deliveries nobody holds.
+    """
+
+    class State(models.TextChoices):
+        PENDING = "pending", _("pending")
+        IN_FLIGHT = "in_flight", _("in flight")
+        DELIVERED = "delivered", _("delivered")
+        FAILED = "failed", _("failed, will retry")
+        DEAD = "dead", _("dead")
+
+    OPEN_STATES = (State.PENDING, State.IN_FLIGHT, State.FAILED)
+
+    event = models.ForeignKey(
+        OutboxEvent,
+        verbose_name=_("event"),
+        on_delete=models.PROTECT,
+        related_name="deliveries",
+    )
+    subscriber = models.CharField(_("subscriber"), max_length=64)
+    state = models.CharField(
+        _("state"), max_length=16, choices=State.choices, default=State.PENDING
+    )
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    # Dead once ``attempts`` reaches it; a staff retry of a dead delivery grants a new round.
+    attempt_limit = models.PositiveIntegerField(_("attempt limit"))
+    next_attempt_at = models.DateTimeField(_("next attempt at"), default=timezone.now)
+    lease_until = models.DateTimeField(_("lease until"), null=True, blank=True)
+    last_error = models.TextField(_("last error"), blank=True)
+    last_status_code = models.PositiveIntegerField(_("last status code"), null=True, blank=True)
+    delivered_at = models.DateTimeField(_("delivered at"), null=True, blank=True)
+    retried_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("last retried by"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    retried_at = models.DateTimeField(_("last retried at"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("outbox delivery")
+        verbose_name_plural = _("outbox deliveries")
+        ordering = ["-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["event", "subscriber"], name="outboxdelivery_one_per_subscriber"
+            ),
+            models.CheckConstraint(
+                condition=Q(state__in=["pending", "in_flight", "delivered", "failed", "dead"]),
+                name="outboxdelivery_state_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(state="delivered", delivered_at__isnull=False)
+                | (~Q(state="delivered") & Q(delivered_at__isnull=True)),
+                name="outboxdelivery_delivered_has_time",
+            ),
+            models.CheckConstraint(
+                condition=~Q(state="in_flight") | Q(lease_until__isnull=False),
+                name="outboxdelivery_in_flight_has_lease",
+            ),
+        ]
+        indexes = [
+            # The sweeper's question: which open deliveries are due? Delivered and dead rows,
+            # the bulk of the table, stay out of the index.
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=Q(state__in=["pending", "in_flight", "failed"]),
+                name="outbox_delivery_due",
+            ),
+            # The admin's list filter: what is dead or failing for a subscriber.
+            models.Index(fields=["subscriber", "state"], name="outbox_delivery_subscriber"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event} → {self.subscriber}"
+
+
+class OutboxAttempt(models.Model):
+    """One call of a subscriber's handler, kept for staff; trimmed by age."""
+
+    class Outcome(models.TextChoices):
+        RUNNING = "running", _("running")
+        DONE = "done", _("done")
+        RETRY = "retry", _("try again later")
+        GIVE_UP = "give_up", _("given up")
+        # The worker vanished while the handler ran (its lease expired).
+        LOST = "lost", _("worker lost")
+
+    delivery = models.ForeignKey(
+        OutboxDelivery,
+        verbose_name=_("delivery"),
+        on_delete=models.CASCADE,
+        related_name="attempt_log",
+    )
+    number = models.PositiveIntegerField(_("attempt"))
+    started_at = models.DateTimeField(_("started at"), default=timezone.now)
+    duration_ms = models.PositiveIntegerField(_("duration (ms)"), null=True, blank=True)
+    outcome = models.CharField(
+        _("outcome"), max_length=16, choices=Outcome.choices, default=Outcome.RUNNING
+    )
+    error = models.TextField(_("error"), blank=True)
+    status_code = models.PositiveIntegerField(_("status code"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("outbox attempt")
+        verbose_name_plural = _("outbox attempts")
+        ordering = ["delivery", "number"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["delivery", "number"], name="outboxattempt_one_per_number"
+            ),
+        ]
+        # Serves trimming by age.
+        indexes = [models.Index(fields=["started_at"], name="outbox_attempt_started")]
+
+    def __str__(self) -> str:
+        return f"#{self.number} {self.get_outcome_display()}"

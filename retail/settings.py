@@ -142,13 +142,24 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     for folder in ("queue", "control", "results"):
         (CELERY_BROKER_DIR / folder).mkdir(parents=True, exist_ok=True)
 else:
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout": 5}
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "socket_connect_timeout": 2,
+        "socket_timeout": 5,
+        # An unacknowledged message (acks_late) goes back to the queue when its worker has not
+        # acknowledged it within this time. It must outlast the longest countdown a task waits
+        # for (an outbox retry, OUTBOX_BACKOFF_MAX_SECONDS) or the message runs twice; a killed
+        # worker's outbox deliveries come back sooner, through the sweeper and their lease.
+        "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=7200),
+    }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# After a lost broker connection the unacknowledged messages are handed out again: stop the
+# tasks running them rather than run them twice at once.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 CELERY_TASK_SOFT_TIME_LIMIT = 60
 CELERY_TASK_TIME_LIMIT = 90
 CELERY_RESULT_EXPIRES = 3600
@@ -212,6 +223,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # The order status appears in more than one component (list and detail): one name for it.
+    "ENUM_NAME_OVERRIDES": {"OrderStatusEnum": "orders.models.OrderStatus"},
 }
 
 # --- Import and export ----------------------------------------------------------------------
@@ -236,6 +249,26 @@ STOCK_HOLD_MINUTES = env.int("STOCK_HOLD_MINUTES", default=30)
 # How far back sales count towards a SKU's velocity in reorder suggestions.
 STOCK_VELOCITY_DAYS = env.int("STOCK_VELOCITY_DAYS", default=28)
 
+# --- Outbox (retail/outbox) ------------------------------------------------------------------
+
+# Attempts before a delivery is dead (a staff retry grants as many again).
+OUTBOX_MAX_ATTEMPTS = env.int("OUTBOX_MAX_ATTEMPTS", default=12)
+# Backoff after failed attempt n: drawn from [c/2, c], c = min(MAX, BASE * 2**(n-1)). With the
+# defaults a delivery keeps trying for one to two hours before it is dead.
+OUTBOX_BACKOFF_BASE_SECONDS = env.float("OUTBOX_BACKOFF_BASE_SECONDS", default=10.0)
+OUTBOX_BACKOFF_MAX_SECONDS = env.float("OUTBOX_BACKOFF_MAX_SECONDS", default=1800.0)
+# How long a worker (or a queued message) holds a delivery before the sweeper takes it back.
+# Longer than the delivery task's hard time limit (90 s).
+OUTBOX_LEASE_SECONDS = env.float("OUTBOX_LEASE_SECONDS", default=120.0)
+# Most deliveries one sweep re-sends.
+OUTBOX_SWEEP_BATCH = env.int("OUTBOX_SWEEP_BATCH", default=500)
+OUTBOX_ATTEMPT_RETENTION_DAYS = env.int("OUTBOX_ATTEMPT_RETENTION_DAYS", default=30)
+# The Celery queue of delivery tasks; empty means the default queue. Workers must consume it.
+OUTBOX_QUEUE = env("OUTBOX_QUEUE", default="")
+# Tests only: modules a worker imports at start-up, which register extra outbox subscribers
+# (tests/retail/outbox_worker_subscribers.py). Apps register theirs in ready().
+CELERY_IMPORTS = env.list("OUTBOX_TEST_SUBSCRIBER_MODULES", default=[])
+
 # --- Health ---------------------------------------------------------------------------------
 
 HEALTH_WORKER_PING_TIMEOUT = env.float("HEALTH_WORKER_PING_TIMEOUT", default=1.5)
@@ -248,3 +281,15 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
 }
+
+# Orders: how long a shopper (or the counter) has to pay, how long stock stays held after
+# that (so expiring the order, which releases it, comes first), delivery fee defaults for
+# stores without a shipping rule, and basket limits.
+ORDER_PAYMENT_MINUTES = env.int("ORDER_PAYMENT_MINUTES", default=30)
+ORDER_COUNTER_PAYMENT_MINUTES = env.int("ORDER_COUNTER_PAYMENT_MINUTES", default=10)
+ORDER_HOLD_GRACE_MINUTES = env.int("ORDER_HOLD_GRACE_MINUTES", default=10)
+ORDER_AUTO_COMPLETE_DAYS = env.int("ORDER_AUTO_COMPLETE_DAYS", default=7)
+ORDER_DELIVERY_FEE_FEN = env.int("ORDER_DELIVERY_FEE_FEN", default=600)
+ORDER_FREE_DELIVERY_FROM_FEN = env.int("ORDER_FREE_DELIVERY_FROM_FEN", default=3900)
+ORDER_MAX_LINES = 50
+ORDER_MAX_LINE_QUANTITY = 999
