@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import Case, F, IntegerField, Value, When
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -293,9 +293,11 @@ def stock_reserve(
     expires_at = expires_at or _hold_expiry()
 
     with transaction.atomic():
-        reservations = []
-        for item, line in _items_in_lock_order(store, lines):
-            reservations.append(_reserve_line(item, line, online=online, expires_at=expires_at))
+        if len(lines) == 1:
+            [(item, line)] = _items_in_lock_order(store, lines)
+            reservations = [_reserve_line(item, line, online=online, expires_at=expires_at)]
+        else:
+            reservations = _reserve_basket(store, lines, online=online, expires_at=expires_at)
     return sorted(reservations, key=lambda reservation: keys.index(reservation.line_key))
 
 
@@ -326,6 +328,59 @@ def _reserve_line(
         if reservation is None:
             raise
         return reservation
+
+
+def _reserve_basket(
+    store: Store | int, lines: Sequence[ReserveLine], *, online: bool, expires_at: datetime
+) -> list[Reservation]:
+    """Several lines at once, in a fixed number of queries whatever their count: lock the
+    stock rows in primary-key order, check every line against the locked numbers, then one
+    UPDATE for all rows and one INSERT for all reservations."""
+    store_id = store if isinstance(store, int) else store.pk
+    found = {
+        r.line_key: r
+        for r in Reservation.objects.filter(line_key__in=[ln.line_key for ln in lines])
+    }
+    new_lines = [line for line in lines if line.line_key not in found]
+    if not new_lines:
+        return list(found.values())
+    wanted: dict[int, int] = {}
+    for line in new_lines:
+        wanted[line.sku_id] = wanted.get(line.sku_id, 0) + line.quantity
+    items = {
+        item.sku_id: item
+        for item in StockItem.objects.select_for_update()
+        .filter(store_id=store_id, sku_id__in=list(wanted))
+        .order_by("pk")
+    }
+    for sku_id, quantity in wanted.items():
+        item = items.get(sku_id)
+        kept_back = item.safety_stock if item is not None and online else 0
+        if item is None or item.on_hand - item.reserved - kept_back < quantity:
+            raise InsufficientStock(sku=sku_id, store=store_id, requested=quantity)
+    try:
+        with transaction.atomic():
+            StockItem.objects.filter(pk__in=[item.pk for item in items.values()]).update(
+                reserved=F("reserved")
+                + Case(
+                    *[When(pk=items[sku].pk, then=Value(qty)) for sku, qty in wanted.items()],
+                    output_field=IntegerField(),
+                ),
+                updated_at=timezone.now(),
+            )
+            created = Reservation.objects.bulk_create(
+                Reservation(
+                    stock_item=items[line.sku_id],
+                    line_key=line.line_key,
+                    quantity=line.quantity,
+                    expires_at=expires_at,
+                )
+                for line in new_lines
+            )
+    except IntegrityError:
+        # A racing call reserved the same lines first: its reservations are the answer.
+        return list(Reservation.objects.filter(line_key__in=[ln.line_key for ln in lines]))
+    return [*found.values(), *created]
 
 
 def _locked_reservation(line_key: str) -> Reservation:
@@ -370,9 +425,10 @@ def stock_commit(*, line_key: str) -> Reservation:
 
 
 def stock_consume(
-    *, line_key: str, actor: User | None = None, reference: str = ""
+    *, line_key: str, actor: User | None = None, reference: str = "", at_counter: bool = False
 ) -> StockMovement:
-    """The goods left (shipped, picked up): reserved units leave ``on_hand`` for good."""
+    """The goods left (shipped, picked up, or handed over the counter when ``at_counter``):
+    reserved units leave ``on_hand`` for good."""
     with transaction.atomic():
         reservation = _locked_reservation(line_key)
         if reservation.status == Status.RELEASED:
@@ -384,7 +440,7 @@ def stock_consume(
         movement = _ledger_apply(
             item=reservation.stock_item,
             quantity=-reservation.quantity,
-            reason=Reason.ONLINE_FULFILMENT,
+            reason=Reason.COUNTER_SALE if at_counter else Reason.ONLINE_FULFILMENT,
             idempotency_key=f"consume:{line_key}",
             actor=actor,
             reference=reference or line_key,

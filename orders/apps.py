@@ -5,3 +5,22 @@ from django.utils.translation import gettext_lazy as _
 class OrdersConfig(AppConfig):
     name = "orders"
     verbose_name = _("Orders")
+
+    def ready(self) -> None:
+        from retail.access import Role, grant_role_permissions
+
+        seeing = {
+            "orders.view_order",
+            "orders.view_orderevent",
+            "orders.view_payment",
+            "orders.view_refund",
+            "orders.view_aftersale",
+            "orders.view_shipment",
+            "members.view_member",
+        }
+        # Fulfilling: marking ready, handing over pickups, shipping.
+        fulfilling = {"orders.change_order", "orders.add_shipment"}
+        # Money back is a manager's call.
+        refunding = {"orders.add_refund", "orders.change_aftersale", "orders.view_paymentissue"}
+        grant_role_permissions(Role.CLERK, seeing | fulfilling)
+        grant_role_permissions(Role.STORE_MANAGER, seeing | fulfilling | refunding)

@@ -4,6 +4,8 @@ import factory
 from django.contrib.auth.models import User
 
 from inventory.models import StockItem
+from members.models import Member
+from orders.models import Channel, Fulfilment, Order
 from retail.models import SKU, Category, Product, StaffRole, Store
 from retail.validators import gtin_check_digit
 
@@ -92,3 +94,27 @@ class StockItemFactory(factory.django.DjangoModelFactory):
     sku = factory.SubFactory(SKUFactory)
     on_hand = 0
     reserved = 0
+
+
+class MemberFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Member
+
+    mobile = factory.Sequence(lambda n: f"139{n:08d}")
+    name = factory.Sequence(lambda n: f"会员{n}")
+
+
+class OrderFactory(factory.django.DjangoModelFactory):
+    """An order row as it stands, for tests of reads and of the state machine; orders that
+    hold stock come from ``checkout_place``."""
+
+    class Meta:
+        model = Order
+
+    number = factory.Sequence(lambda n: f"261125{n:010d}")
+    channel = Channel.MINI_SHOP
+    fulfilment = Fulfilment.DELIVERY
+    store = factory.SubFactory(StoreFactory)
+    client_reference = factory.Sequence(lambda n: f"client-{n}")
+    subtotal_fen = 1000
+    total_fen = 1000
