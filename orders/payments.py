@@ -19,6 +19,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from inventory.services import stock_commit, stock_consume
+from members.services.points import member_order_refunded
 from orders.models import (
     ActorKind,
     AfterSale,
@@ -464,6 +465,13 @@ def refund_confirm(*, out_refund_no: str, provider_refund_id: str | None) -> Ref
             refunded_fen=F("refunded_fen") + refund.amount_fen, updated_at=now
         )
         order.refunded_fen += refund.amount_fen
+        if order.member_id is not None:
+            member_order_refunded(
+                member_id=order.member_id,
+                order_reference=order.number,
+                refunded_fen=refund.amount_fen,
+                paid_fen=order.paid_fen,
+            )
         order_event_record(
             order=order,
             kind="refund.succeeded",

@@ -14,6 +14,8 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from members.services.coupons import member_order_cancelled
+from members.services.points import member_order_completed, member_order_paid
 from orders.models import ActorKind, Fulfilment, Order, OrderEvent
 from retail.errors import BusinessError
 from retail.outbox import outbox_publish
@@ -109,6 +111,8 @@ def order_transition(
         from_status = locked.status
         for field, value in changes.items():
             setattr(locked, field, value)
+        if locked.member_id is not None:
+            _tell_members(locked, now)
         order_event_record(
             order=locked,
             kind=f"order.{to}",
@@ -120,6 +124,21 @@ def order_transition(
             data={"cause": cause, **(data or {})},
         )
         return locked
+
+
+def _tell_members(order: Order, now) -> None:
+    """Points, spend, tiers and coupons follow the order, in its transaction."""
+    if order.status == S.COMPLETED:
+        member_order_completed(
+            member_id=order.member_id,
+            order_reference=order.number,
+            amount_fen=order.paid_fen - order.refunded_fen,
+            at=now,
+        )
+    elif order.status == S.CANCELLED:
+        member_order_cancelled(member_id=order.member_id, order_reference=order.number)
+    elif order.status == S.PAID:
+        member_order_paid(member_id=order.member_id, order_reference=order.number)
 
 
 def order_event_record(
