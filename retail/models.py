@@ -15,6 +15,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from retail.validators import validate_gtin
 
@@ -291,7 +292,7 @@ class OutboxDelivery(models.Model):
     class State(models.TextChoices):
         PENDING = "pending", _("pending")
         IN_FLIGHT = "in_flight", _("in flight")
-        DELIVERED = "delivered", _("delivered")
+        DELIVERED = "delivered", pgettext_lazy("outbox", "delivered")
         FAILED = "failed", _("failed, will retry")
         DEAD = "dead", _("dead")
 
@@ -378,7 +379,7 @@ class OutboxAttempt(models.Model):
 
     delivery = models.ForeignKey(
         OutboxDelivery,
-        verbose_name=_("delivery"),
+        verbose_name=pgettext_lazy("outbox", "delivery"),
         on_delete=models.CASCADE,
         related_name="attempt_log",
     )

@@ -467,7 +467,7 @@ def test_refunds_are_listed_read_only_in_yuan(manager_a, manager_b, busy):
 
 
 def test_payment_issues_are_for_managers_of_the_store_and_hq(
-    manager_a, clerk_a, hq_user, place, pay, water
+    manager_a, clerk_a, hq_user, place, pay, water, english
 ):
     order = place((water, 1))
     payment = pay(order)

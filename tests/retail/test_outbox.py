@@ -720,6 +720,7 @@ def test_hq_retries_dead_deliveries_from_the_list(
             reverse("admin:retail_outboxdelivery_changelist"),
             {"action": "retry_deliveries", "_selected_action": [dead.pk, delivered.pk]},
             follow=True,
+            HTTP_ACCEPT_LANGUAGE="en",
         )
 
     assert [str(m) for m in response.context["messages"]] == [
