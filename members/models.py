@@ -106,6 +106,14 @@ class Member(models.Model):
         related_name="+",
     )
     erased_at = models.DateTimeField(_("personal data erased at"), null=True, blank=True)
+    erased_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("erased by"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
     created_at = models.DateTimeField(_("joined at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
@@ -113,6 +121,11 @@ class Member(models.Model):
         verbose_name = _("member")
         verbose_name_plural = _("members")
         ordering = ["-created_at", "-pk"]
+        permissions = [
+            ("view_full_mobile", _("Can see members' full mobile numbers")),
+            ("export_member", _("Can export a member's personal data")),
+            ("erase_member", _("Can erase a member's personal data")),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=Q(points_balance__gte=0), name="member_points_balance_gte_0"
@@ -402,10 +415,52 @@ class Coupon(models.Model):
                 name="coupon_once_per_issue_reference",
             ),
         ]
-        indexes = [models.Index(fields=["member", "status"], name="coupon_member_status")]
+        indexes = [
+            models.Index(fields=["member", "status"], name="coupon_member_status"),
+            # A cancelled order finds its coupon by its number.
+            models.Index(
+                fields=["order_reference"],
+                condition=Q(status="used"),
+                name="coupon_used_on_order",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.template} · {self.code}"
+
+
+class CouponGrant(models.Model):
+    """One staff grant of a template to a set of members: who granted it, to which segment,
+    how many coupons. Unique per (template, reference), so a repeated grant issues nothing."""
+
+    template = models.ForeignKey(
+        CouponTemplate, verbose_name=_("template"), on_delete=models.PROTECT, related_name="grants"
+    )
+    reference = models.CharField(_("batch reference"), max_length=48)
+    segment = models.JSONField(_("members chosen by"), default=dict)
+    issued = models.PositiveIntegerField(_("coupons issued"))
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("granted by"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(_("granted at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("coupon grant")
+        verbose_name_plural = _("coupon grants")
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["template", "reference"], name="coupongrant_once_per_reference"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.template} · {self.reference}"
 
 
 class Promotion(models.Model):

@@ -7,7 +7,16 @@ class OrdersConfig(AppConfig):
     verbose_name = _("Orders")
 
     def ready(self) -> None:
+        from members.services.identity import (
+            member_erase_participant_register,
+            member_merge_participant_register,
+        )
+        from orders.member_merge import orders_member_erase, orders_member_move, reviews_member_move
         from retail.access import Role, grant_role_permissions
+
+        member_merge_participant_register("orders", orders_member_move)
+        member_merge_participant_register("reviews", reviews_member_move)
+        member_erase_participant_register("orders", orders_member_erase)
 
         seeing = {
             "orders.view_order",

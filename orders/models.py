@@ -9,6 +9,8 @@ beyond what was paid.
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
+from django.db.models.fields.json import KT
+from django.db.models.functions import Cast
 from django.utils.translation import gettext_lazy as _
 
 from members.models import Member
@@ -66,6 +68,12 @@ class Order(models.Model):
     total_fen = models.BigIntegerField(_("total (fen)"))
     paid_fen = models.BigIntegerField(_("paid (fen)"), default=0)
     refunded_fen = models.BigIntegerField(_("refunded (fen)"), default=0)
+    # What made up the discount, from the one pricing function (orders.pricing):
+    # {"promotion_fen", "tier_fen", "coupon_fen", "points_fen", "shipping_discount_fen"}; the
+    # first four add up to ``discount_fen``, the last was taken off the delivery fee.
+    pricing = models.JSONField(_("pricing breakdown"), default=dict, blank=True)
+    coupon_code = models.CharField(_("coupon"), max_length=16, blank=True)
+    points_redeemed = models.BigIntegerField(_("points redeemed"), default=0)
     address = models.JSONField(_("delivery address"), default=dict, blank=True)
     pickup_code = models.CharField(_("pickup code"), max_length=8, blank=True)
     note = models.CharField(_("shopper's note"), max_length=200, blank=True)
@@ -123,6 +131,23 @@ class Order(models.Model):
                 name="order_total_adds_up",
             ),
             models.CheckConstraint(condition=Q(total_fen__gte=0), name="order_total_gte_0"),
+            # Discounts are on goods only (a free-delivery coupon lowers ``shipping_fen``).
+            models.CheckConstraint(
+                condition=Q(discount_fen__lte=F("subtotal_fen")), name="order_discount_lte_goods"
+            ),
+            models.CheckConstraint(
+                condition=Q(points_redeemed__gte=0), name="order_points_redeemed_gte_0"
+            ),
+            # Orders priced before the breakdown existed have none (NULL passes a CHECK).
+            models.CheckConstraint(
+                condition=Q(
+                    discount_fen=Cast(KT("pricing__promotion_fen"), models.BigIntegerField())
+                    + Cast(KT("pricing__tier_fen"), models.BigIntegerField())
+                    + Cast(KT("pricing__coupon_fen"), models.BigIntegerField())
+                    + Cast(KT("pricing__points_fen"), models.BigIntegerField())
+                ),
+                name="order_discount_is_its_breakdown",
+            ),
             models.CheckConstraint(
                 condition=Q(paid_fen__lte=F("total_fen")), name="order_paid_lte_total"
             ),
@@ -455,3 +480,33 @@ class Shipment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.carrier_code} {self.tracking_number}"
+
+
+class Review(models.Model):
+    """A shopper's rating of a completed order and of the store that served it: one per order."""
+
+    order = models.OneToOneField(
+        Order, verbose_name=_("order"), on_delete=models.PROTECT, related_name="review"
+    )
+    store = models.ForeignKey(
+        Store, verbose_name=_("store"), on_delete=models.PROTECT, related_name="reviews"
+    )
+    member = models.ForeignKey(
+        Member, verbose_name=_("member"), on_delete=models.PROTECT, related_name="reviews"
+    )
+    rating = models.PositiveSmallIntegerField(_("rating (1-5)"))
+    text = models.CharField(_("review"), max_length=500, blank=True)
+    created_at = models.DateTimeField(_("written at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("review")
+        verbose_name_plural = _("reviews")
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(rating__gte=1) & Q(rating__lte=5), name="review_rating_1_to_5"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.order} · {self.rating}★"

@@ -16,6 +16,8 @@ from django.utils.translation import gettext as _
 
 from inventory.services import ReserveLine, stock_consume, stock_release, stock_reserve
 from members.models import Member
+from members.services.coupons import coupon_redeem
+from members.services.points import points_redeem
 from orders.models import ActorKind, Channel, Fulfilment, Order, OrderLine, Shipment
 from orders.pricing import BasketLine, Quote, price_basket
 from orders.transitions import Cause, order_event_record, order_locked, order_transition
@@ -122,12 +124,15 @@ def checkout_place(
     member: Member | None = None,
     address: dict | None = None,
     note: str = "",
+    coupon_code: str = "",
+    points_to_redeem: int = 0,
     actor: User | None = None,
     actor_kind: str = ActorKind.SHOPPER,
 ) -> Order:
-    """Price the basket, hold its stock and create the order ``pending_payment``, all or
-    nothing. A second call with the same ``client_reference`` on the same channel returns the
-    first order, whatever its basket."""
+    """Price the basket, hold its stock, spend the coupon and the points and create the order
+    ``pending_payment``, all or nothing. A second call with the same ``client_reference`` on
+    the same channel returns the first order, whatever its basket. ``points_to_redeem`` is
+    what the shopper offers: the pricing function uses what the rules allow of it."""
     if not client_reference or len(client_reference) > 64:
         raise _refuse(
             "invalid_client_reference",
@@ -145,7 +150,13 @@ def checkout_place(
     _check_store_serves(store, channel=channel, fulfilment=fulfilment)
     clean_address = _checked_address(fulfilment, address)
     quote = price_basket(
-        store=store, lines=lines, fulfilment=fulfilment, channel=channel, member=member
+        store=store,
+        lines=lines,
+        fulfilment=fulfilment,
+        channel=channel,
+        member=member,
+        coupon_code=coupon_code,
+        points_to_redeem=points_to_redeem,
     )
     for _attempt in range(3):
         try:
@@ -197,6 +208,9 @@ def _place(
             discount_fen=quote.discount_fen,
             shipping_fen=quote.shipping_fen,
             total_fen=quote.total_fen,
+            pricing=quote.breakdown,
+            coupon_code=quote.coupon.code if quote.coupon is not None else "",
+            points_redeemed=quote.points_redeemed,
             address=address,
             pickup_code=_new_pickup_code(store) if fulfilment == Fulfilment.PICKUP else "",
             note=note,
@@ -226,6 +240,11 @@ def _place(
             online=channel != Channel.COUNTER,
             expires_at=expires_at + timedelta(minutes=settings.ORDER_HOLD_GRACE_MINUTES),
         )
+        # Locks in the order every service takes them: stock rows, the member, the coupon.
+        if quote.points_redeemed:
+            points_redeem(member=member, points=quote.points_redeemed, order_reference=order.number)
+        if quote.coupon is not None:
+            coupon_redeem(coupon=quote.coupon, member=member, order_reference=order.number, now=now)
         order_event_record(
             order=order,
             kind="order.created",

@@ -3,6 +3,7 @@
 import os
 
 from celery import Celery, bootsteps
+from celery.schedules import crontab
 
 from retail.startup import require_secret_key
 
@@ -60,5 +61,23 @@ app.conf.beat_schedule = {
         "task": "orders.auto_complete",
         "schedule": 3600.0,
         "options": {"expires": 3500},
+    },
+    # Nightly, Shanghai time (the app's timezone): points past their expiry, then tiers from
+    # the rolling window of spend.
+    "expire-points": {
+        "task": "members.expire_points",
+        "schedule": crontab(hour=0, minute=30),
+        "options": {"expires": 3600},
+    },
+    "recalculate-tiers": {
+        "task": "members.recalculate_tiers",
+        "schedule": crontab(hour=1, minute=0),
+        "options": {"expires": 3600},
+    },
+    # Every hour at :05 (Shanghai); a member's birthday coupon is issued once a year anyway.
+    "issue-birthday-coupons": {
+        "task": "members.issue_birthday_coupons",
+        "schedule": crontab(minute=5),
+        "options": {"expires": 3000},
     },
 }

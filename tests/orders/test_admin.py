@@ -534,8 +534,11 @@ def test_store_managers_do_not_touch_shipping_rules(manager_a, store_a):
     assert client.post(url("orders_shippingrule_add"), {"store": store_a.pk}).status_code == 403
 
 
-def test_members_are_found_by_the_tail_of_their_mobile(clerk_a, member):
-    other = factories.MemberFactory(mobile="13711112222", name="王芳")
+def test_members_are_found_by_the_tail_of_their_mobile(clerk_a, member, store_a):
+    # Store staff see the members whose home store is theirs.
+    Member.objects.filter(pk=member.pk).update(home_store=store_a)
+    other = factories.MemberFactory(mobile="13711112222", name="王芳", home_store=store_a)
+    factories.MemberFactory(mobile="13711113333", name="别家会员")
     client = browser(clerk_a)
 
     everyone = client.get(url("members_member_changelist"))
