@@ -21,6 +21,8 @@ demo: export DEBUG ?= 1
 demo: $(VENV)/.installed
 	$(BIN)/python manage.py migrate --verbosity 0
 	$(BIN)/python manage.py seed_demo
+	$(BIN)/python manage.py seed_demo_stock
+	$(BIN)/python manage.py seed_demo_orders
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/honcho --procfile Procfile.demo start
 
 ## test: the whole test suite (SQLite by default; DATABASE_URL / REDIS_URL select PostgreSQL / Redis)
