@@ -293,3 +293,42 @@ ORDER_DELIVERY_FEE_FEN = env.int("ORDER_DELIVERY_FEE_FEN", default=600)
 ORDER_FREE_DELIVERY_FROM_FEN = env.int("ORDER_FREE_DELIVERY_FROM_FEN", default=3900)
 ORDER_MAX_LINES = 50
 ORDER_MAX_LINE_QUANTITY = 999
+
+# Members, identity: how long a member code (the QR the mini-shop shows and the counter scans)
+# stays good after it was issued; the mini-shop fetches a new one every minute.
+MEMBER_CODE_TTL_SECONDS = env.int("MEMBER_CODE_TTL_SECONDS", default=60)
+
+# Members, points and tiers: points earned per yuan paid (times the tier's multiplier, rounded
+# down), how long earned points last, the rolling window of spend that sets a member's tier,
+# and what a referrer gets when a friend pays her first order.
+MEMBER_POINTS_PER_YUAN = env.int("MEMBER_POINTS_PER_YUAN", default=1)
+MEMBER_POINTS_EXPIRE_DAYS = env.int("MEMBER_POINTS_EXPIRE_DAYS", default=365)
+MEMBER_TIER_WINDOW_DAYS = env.int("MEMBER_TIER_WINDOW_DAYS", default=365)
+MEMBER_REFERRAL_POINTS = env.int("MEMBER_REFERRAL_POINTS", default=500)
+
+# Members, paying with points (orders.pricing): what one point is worth in fen (1: 100 points
+# are one yuan) and the largest share of the goods, after promotions, tier discount and coupon,
+# that points may pay.
+MEMBER_POINTS_FEN_PER_POINT = env.int("MEMBER_POINTS_FEN_PER_POINT", default=1)
+MEMBER_POINTS_MAX_PERCENT = env.int("MEMBER_POINTS_MAX_PERCENT", default=50)
+
+# --- WeChat (wechat/client.py; the sandbox is wechat/sandbox) --------------------------------
+
+# The mini-program. No production default: without the id and secret the client refuses to
+# start unless DEBUG is on. `make demo` points all three at the sandbox (Procfile.demo).
+WECHAT_APP_ID = env("WECHAT_APP_ID", default="")
+WECHAT_APP_SECRET = env("WECHAT_APP_SECRET", default="")
+WECHAT_API_BASE_URL = env("WECHAT_API_BASE_URL", default="https://api.weixin.qq.com/")
+# Seconds to connect and, again, to wait for an answer; then the call fails as retryable.
+WECHAT_TIMEOUT_SECONDS = env.float("WECHAT_TIMEOUT_SECONDS", default=5.0)
+# Tries of one call while WeChat is busy (-1, HTTP 5xx) or unreachable; the wait after try n
+# is drawn from [b/2, b], b = BACKOFF * 2^(n-1).
+WECHAT_RETRY_ATTEMPTS = env.int("WECHAT_RETRY_ATTEMPTS", default=3)
+WECHAT_RETRY_BACKOFF_SECONDS = env.float("WECHAT_RETRY_BACKOFF_SECONDS", default=0.2)
+# Fetch the access token from /cgi-bin/stable_token (other holders of the secret keep theirs)
+# rather than /cgi-bin/token.
+WECHAT_STABLE_TOKEN = env.bool("WECHAT_STABLE_TOKEN", default=True)
+# The shared access token's key prefix, in Redis (REDIS_URL) or else the Django cache.
+WECHAT_TOKEN_KEY_PREFIX = env("WECHAT_TOKEN_KEY_PREFIX", default="wechat")
+# Which version of the mini-program a subscribe message opens: developer, trial or formal.
+WECHAT_MINIPROGRAM_STATE = env("WECHAT_MINIPROGRAM_STATE", default="formal")
