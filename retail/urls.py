@@ -3,7 +3,7 @@ from django.urls import include, path
 from django.views.generic import TemplateView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from retail.views import health
+from retail.views import alive, health
 
 handler400 = "retail.errors.bad_request"
 handler403 = "retail.errors.permission_denied"
@@ -13,6 +13,7 @@ handler500 = "retail.errors.server_error"
 urlpatterns = [
     path("", TemplateView.as_view(template_name="home.html"), name="home"),
     path("health/", health, name="health"),
+    path("health/live", alive, name="alive"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("api/staff/v1/", include("retail.api.urls")),
     path("api/staff/v1/orders/", include("orders.api.urls")),

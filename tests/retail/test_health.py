@@ -81,3 +81,15 @@ def test_a_running_worker_answers_the_ping(settings):
 
 def test_health_is_answered_without_login_and_only_to_get(client, no_worker):
     assert client.post("/health/").status_code == 405
+
+
+def test_liveness_answers_without_touching_the_database_or_the_cache(
+    client, django_assert_num_queries, monkeypatch
+):
+    monkeypatch.setitem(health.CHECKS, "database", lambda: 1 / 0)
+
+    with django_assert_num_queries(0):
+        response = client.get("/health/live")
+
+    assert (response.status_code, response.json()) == (200, {"status": "alive"})
+    assert response["Cache-Control"].startswith("max-age=0")
