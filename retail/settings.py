@@ -224,7 +224,20 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     # The order status appears in more than one component (list and detail): one name for it.
-    "ENUM_NAME_OVERRIDES": {"OrderStatusEnum": "orders.models.OrderStatus"},
+    # The others are the shop API's (its own schema, which reads these: drf-spectacular loads
+    # them once per process).
+    "ENUM_NAME_OVERRIDES": {
+        "OrderStatusEnum": "orders.models.OrderStatus",
+        # Also members' joined channel: the same four channels.
+        "ChannelEnum": "orders.models.Channel",
+        "FulfilmentEnum": "orders.models.Fulfilment",
+        "AfterSaleKindEnum": "orders.models.AfterSale.Kind",
+        "CouponKindEnum": "members.models.CouponTemplate.Kind",
+        # Shop checkout: delivery or pickup (the counter is not the shopper's).
+        "ShopFulfilmentEnum": ["delivery", "pickup"],
+    },
+    # The shop API has a schema of its own (/api/shop/v1/schema/).
+    "PREPROCESSING_HOOKS": ["wechat.api.schema.without_shop_endpoints"],
 }
 
 # --- Import and export ----------------------------------------------------------------------
@@ -332,3 +345,22 @@ WECHAT_STABLE_TOKEN = env.bool("WECHAT_STABLE_TOKEN", default=True)
 WECHAT_TOKEN_KEY_PREFIX = env("WECHAT_TOKEN_KEY_PREFIX", default="wechat")
 # Which version of the mini-program a subscribe message opens: developer, trial or formal.
 WECHAT_MINIPROGRAM_STATE = env("WECHAT_MINIPROGRAM_STATE", default="formal")
+
+# --- Mini-shop API (wechat/api) ----------------------------------------------------------------
+
+# How long a shopper's login token lasts.
+SHOP_TOKEN_DAYS = env.int("SHOP_TOKEN_DAYS", default=30)
+# Rate limits (DRF rates: "10/min", "100/hour"), counted in the cache (Redis with REDIS_URL).
+# Login per client IP and per WeChat user; checkout per shopper and per client IP.
+SHOP_THROTTLE_RATES = {
+    "shop_login_ip": env("SHOP_THROTTLE_LOGIN_IP", default="30/min"),
+    "shop_login_shopper": env("SHOP_THROTTLE_LOGIN_SHOPPER", default="10/min"),
+    "shop_checkout_shopper": env("SHOP_THROTTLE_CHECKOUT_SHOPPER", default="10/min"),
+    "shop_checkout_ip": env("SHOP_THROTTLE_CHECKOUT_IP", default="60/min"),
+}
+# Recommendations: "bought together" counts orders completed or paid in the last N days.
+SHOP_BOUGHT_TOGETHER_DAYS = env.int("SHOP_BOUGHT_TOGETHER_DAYS", default=90)
+# Where the shopper's browser reaches the sandbox's "pick a WeChat user" page, for the H5
+# shop's login (wechat/h5). Empty: WECHAT_API_BASE_URL, which is right when both run on one
+# machine (the demo). Real WeChat has no such page: the H5 login then says so.
+WECHAT_SANDBOX_PUBLIC_URL = env("WECHAT_SANDBOX_PUBLIC_URL", default="")

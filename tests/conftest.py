@@ -16,7 +16,13 @@ def _isolated_cache(request, settings):
             "default": {**settings.CACHES["default"], "KEY_PREFIX": f"test-{uuid.uuid4().hex}"}
         }
     else:
-        settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+        # LocMemCache instances with the same LOCATION share one store: a fresh name each test.
+        settings.CACHES = {
+            "default": {
+                "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+                "LOCATION": uuid.uuid4().hex,
+            }
+        }
 
 
 @pytest.fixture(autouse=True)

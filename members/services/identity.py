@@ -479,3 +479,18 @@ def member_erase(*, member: Member, actor: User | None) -> Member:
             )
     member.refresh_from_db()
     return member
+
+
+def member_referrer_set(*, member: Member, referrer: Member) -> bool:
+    """Name ``referrer`` as the member's referrer, once: a member who has one keeps it (returns
+    False). The caller decides who may name one (a new member, before her first order) and holds
+    the member's row lock."""
+    if referrer.pk == member.pk:
+        raise BusinessError(
+            "referral_self", _("This is your own referral code."), fields={"code": [""]}
+        )
+    return bool(
+        Member.objects.filter(pk=member.pk, referrer__isnull=True).update(
+            referrer=referrer, updated_at=timezone.now()
+        )
+    )

@@ -346,6 +346,9 @@ def test_a_counter_member_and_a_wechat_member_with_the_same_phone_become_one(
             "referrals": 0,
             "orders": 0,
             "reviews": 0,
+            "shop_tokens": 0,
+            "addresses": 0,
+            "cart": 0,
         },
     )
     assert ledger(survivor) == [(R.EARN, "2611250000000001", 300, 300, 300, T0 + YEAR)]
@@ -418,6 +421,9 @@ def test_orders_reviews_spend_referrals_and_profile_follow_the_survivor(
         "referrals": 1,
         "orders": 1,
         "reviews": 1,
+        "shop_tokens": 0,
+        "addresses": 0,
+        "cart": 0,
     }
     assert (
         Order.objects.get(pk=order.pk).member_id,
@@ -767,3 +773,16 @@ def test_a_member_of_another_store_is_not_found(store_b, clerk_a):
 
     with pytest.raises(Http404):
         member_detail(user=clerk_a, member_id=member.pk)
+
+
+def test_a_referrer_is_named_once_and_never_oneself(counter_member, wechat_member):
+    from members.services.identity import member_referrer_set
+
+    first = member_referrer_set(member=wechat_member, referrer=counter_member)
+    second = member_referrer_set(member=wechat_member, referrer=factories.MemberFactory())
+    with pytest.raises(BusinessError) as own:
+        member_referrer_set(member=counter_member, referrer=counter_member)
+
+    assert (first, second, own.value.code) == (True, False, "referral_self")
+    assert Member.objects.get(pk=wechat_member.pk).referrer_id == counter_member.pk
+    assert Member.objects.get(pk=counter_member.pk).referrer_id is None

@@ -91,3 +91,116 @@ class SandboxHTTP:
 @pytest.fixture
 def wx(sandbox_server):
     return SandboxHTTP(sandbox_server.url)
+
+
+# --- Shopper account: cart, checkout, orders, member centre, addresses (helper S2) -------------
+
+
+@pytest.fixture
+def shop_store(store_a):
+    """Store A (SH001 静安寺店) sells online: pickup and ship-from-store."""
+    store_a.offers_ship_from_store = True
+    store_a.save(update_fields=["offers_ship_from_store"])
+    return store_a
+
+
+@pytest.fixture
+def stocked(shop_store):
+    """A SKU with ``on_hand`` units received at the shop store through the ledger."""
+    from inventory.services import StockLine, stock_receive
+    from tests import factories
+
+    def _stocked(*, name: str, price_fen: int, on_hand: int, store=None, **product):
+        sku = factories.SKUFactory(price_fen=price_fen, product__name=name, **product)
+        stock_receive(
+            store=store or shop_store,
+            lines=[StockLine(sku, on_hand)],
+            idempotency_key=f"seed-{sku.code}",
+        )
+        return sku
+
+    return _stocked
+
+
+@pytest.fixture
+def lina(db):
+    """The shopper: a member with a phone, no tier, no points."""
+    from tests import factories
+
+    return factories.MemberFactory(mobile="13800138001", name="林小美")
+
+
+@pytest.fixture
+def shop_api(client):
+    """A test client logged in to the shop API as ``member`` (a token of her own), reading
+    English: ``shop_api(member).get("cart/")``."""
+    from wechat.services.auth import token_issue
+
+    class ShopClient:
+        prefix = "/api/shop/v1/"
+
+        def __init__(self, member):
+            raw, _token = token_issue(member=member)
+            self.headers = {"HTTP_AUTHORIZATION": f"Bearer {raw}", "HTTP_ACCEPT_LANGUAGE": "en"}
+
+        def get(self, path: str, data=None):
+            return client.get(self.prefix + path, data or {}, **self.headers)
+
+        def _send(self, method: str, path: str, data=None):
+            send = getattr(client, method)
+            return send(self.prefix + path, data, content_type="application/json", **self.headers)
+
+        def post(self, path: str, data=None):
+            return self._send("post", path, data or {})
+
+        def put(self, path: str, data=None):
+            return self._send("put", path, data or {})
+
+        def patch(self, path: str, data=None):
+            return self._send("patch", path, data or {})
+
+        def delete(self, path: str):
+            return client.delete(self.prefix + path, **self.headers)
+
+    return ShopClient
+
+
+class ShopPay:
+    """A payment provider that confirms later, like WeChat Pay; ``pay_order`` confirms."""
+
+    name = "shoppay"
+    confirms_immediately = False
+
+    def start(self, payment):
+        from orders.payments import StartResult
+
+        return StartResult()
+
+    def refund(self, refund):
+        from orders.payments import RefundResult
+
+        return RefundResult(status="pending")
+
+
+@pytest.fixture
+def pay_order(django_capture_on_commit_callbacks):
+    """Pay an order in full, as the provider's notify would."""
+    from orders import payments
+
+    provider = ShopPay()
+    payments.provider_register(provider)
+
+    def _pay(order):
+        payment, _start = payments.payment_start(order=order, provider=provider.name)
+        with django_capture_on_commit_callbacks(execute=True):
+            payments.payment_confirm(
+                provider=provider.name,
+                out_trade_no=payment.out_trade_no,
+                transaction_id=f"tx-{payment.out_trade_no}",
+                amount_fen=payment.amount_fen,
+            )
+        order.refresh_from_db()
+        return order
+
+    yield _pay
+    payments._providers.pop(provider.name)

@@ -1,0 +1,1 @@
+"""The shopper side's services: login tokens (auth), recommendations, carts and addresses."""
