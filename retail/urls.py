@@ -17,6 +17,8 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("api/staff/v1/", include("retail.api.urls")),
     path("api/staff/v1/orders/", include("orders.api.urls")),
+    path("api/shop/v1/", include("wechat.api.urls")),
+    path("shop/", include("wechat.h5.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("admin/", admin.site.urls),
