@@ -364,3 +364,13 @@ SHOP_BOUGHT_TOGETHER_DAYS = env.int("SHOP_BOUGHT_TOGETHER_DAYS", default=90)
 # shop's login (wechat/h5). Empty: WECHAT_API_BASE_URL, which is right when both run on one
 # machine (the demo). Real WeChat has no such page: the H5 login then says so.
 WECHAT_SANDBOX_PUBLIC_URL = env("WECHAT_SANDBOX_PUBLIC_URL", default="")
+
+# --- WeChat Pay (wechat/pay) -------------------------------------------------------------------
+
+# Protocol version: "v3" (JSON, RSA signatures, AES-GCM notifies) or "v2" (XML, key-signed).
+WECHAT_PAY_VERSION = env("WECHAT_PAY_VERSION", default="v3")
+WECHAT_PAY_MCH_ID = env("WECHAT_PAY_MCH_ID", default="")
+# The real host by default; the sandbox in the demo and the tests.
+WECHAT_PAY_API_BASE_URL = env("WECHAT_PAY_API_BASE_URL", default="https://api.mch.weixin.qq.com")
+# Where WeChat reaches this platform's notify endpoints (scheme and host, no path).
+WECHAT_PAY_NOTIFY_BASE_URL = env("WECHAT_PAY_NOTIFY_BASE_URL", default="")
