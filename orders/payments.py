@@ -317,6 +317,40 @@ def _payment_succeeded(
     return payment
 
 
+def payment_close(*, provider: str, out_trade_no: str, reason: str) -> Payment:
+    """The provider will not take this payment (its trade was closed, reversed, refused or
+    never created): it stops waiting, so that the order's next attempt starts a new one. Only
+    a pending payment closes; a confirmation that still arrives later is honoured by
+    ``payment_confirm`` (and refunded if the order is gone)."""
+    with transaction.atomic():
+        order_id = (
+            Payment.objects.filter(out_trade_no=out_trade_no, provider=provider)
+            .values_list("order_id", flat=True)
+            .first()
+        )
+        if order_id is None:
+            raise _refuse(
+                "unknown_payment", _("No such payment."), status_code=404, out_trade_no=out_trade_no
+            )
+        order = order_locked(order_id)
+        payment = Payment.objects.select_for_update().get(
+            out_trade_no=out_trade_no, provider=provider
+        )
+        if payment.status != Payment.Status.PENDING:
+            return payment
+        Payment.objects.filter(pk=payment.pk).update(status=Payment.Status.CLOSED)
+        payment.status = Payment.Status.CLOSED
+        order_event_record(
+            order=order,
+            kind="payment.closed",
+            actor=None,
+            actor_kind=ActorKind.SYSTEM,
+            note=reason,
+            data={"out_trade_no": out_trade_no, "provider": provider},
+        )
+        return payment
+
+
 # --- Refunds -----------------------------------------------------------------------------------
 
 

@@ -80,6 +80,18 @@ app.conf.beat_schedule = {
         "schedule": crontab(minute=5),
         "options": {"expires": 3000},
     },
+    # WeChat Pay: ask WeChat about payments whose notify never came; close at WeChat the
+    # trades of orders that expired or were cancelled unpaid.
+    "wechat-pay-reconcile": {
+        "task": "wechat.pay_reconcile",
+        "schedule": 120.0,
+        "options": {"expires": 110},
+    },
+    "wechat-pay-close-unpaid": {
+        "task": "wechat.pay_close_unpaid",
+        "schedule": 120.0,
+        "options": {"expires": 110},
+    },
     # Nightly at 03:15 (Shanghai): the mini-shop's "bought together" recommendations.
     "recompute-bought-together": {
         "task": "wechat.recompute_bought_together",

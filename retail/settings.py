@@ -374,3 +374,113 @@ WECHAT_PAY_MCH_ID = env("WECHAT_PAY_MCH_ID", default="")
 WECHAT_PAY_API_BASE_URL = env("WECHAT_PAY_API_BASE_URL", default="https://api.mch.weixin.qq.com")
 # Where WeChat reaches this platform's notify endpoints (scheme and host, no path).
 WECHAT_PAY_NOTIFY_BASE_URL = env("WECHAT_PAY_NOTIFY_BASE_URL", default="")
+
+# WeChat Pay services (wechat/pay/services.py). Reconciliation asks WeChat about a payment
+# still pending this many minutes after it was created (its notify never came).
+WECHAT_PAY_RECONCILE_AFTER_MINUTES = env.int("WECHAT_PAY_RECONCILE_AFTER_MINUTES", default=5)
+# Counter payment code: how long the till waits for a shopper confirming on her phone
+# (USERPAYING), polling every POLL seconds, before the trade is reversed. The whole request
+# stays under gunicorn's 30 s timeout: the code call, the polls and the reverse.
+WECHAT_PAY_CODEPAY_DEADLINE_SECONDS = env.float("WECHAT_PAY_CODEPAY_DEADLINE_SECONDS", default=15)
+WECHAT_PAY_CODEPAY_POLL_SECONDS = env.float("WECHAT_PAY_CODEPAY_POLL_SECONDS", default=3)
+# The address WeChat is told a counter payment comes from (the till's server).
+WECHAT_PAY_SERVER_IP = env("WECHAT_PAY_SERVER_IP", default="127.0.0.1")
+
+# WeChat Pay API v2 (wechat/pay/v2.py). The merchant's API key (商户平台 API 密钥) signs every
+# request, answer and pay notify, and its MD5 decrypts refund notifies. No default: the
+# sandbox's test-only key is wechat/sandbox/keys/v2_api_key.txt.
+WECHAT_PAY_V2_API_KEY = env("WECHAT_PAY_V2_API_KEY", default="")
+# "MD5" (WeChat's default) or "HMAC-SHA256".
+WECHAT_PAY_V2_SIGN_TYPE = env("WECHAT_PAY_V2_SIGN_TYPE", default="MD5")
+# The API client certificate and its key (apiclient_cert.pem, apiclient_key.pem): WeChat asks
+# for them (mutual TLS) on refund and reverse. The sandbox speaks plain HTTP and does not.
+WECHAT_PAY_V2_CERT_PATH = env("WECHAT_PAY_V2_CERT_PATH", default="")
+WECHAT_PAY_V2_CERT_KEY_PATH = env("WECHAT_PAY_V2_CERT_KEY_PATH", default="")
+
+# WeChat Pay API v3 (wechat/pay/v3.py). No defaults: the sandbox's test-only keys are in
+# wechat/sandbox/keys/ (wechat.sandbox.pay_v3.platform_settings lists the values).
+# The merchant's API private key (apiclient_key.pem), which signs every request, and the serial
+# number of its certificate.
+WECHAT_PAY_V3_PRIVATE_KEY_PATH = env("WECHAT_PAY_V3_PRIVATE_KEY_PATH", default="")
+WECHAT_PAY_V3_CERT_SERIAL_NO = env("WECHAT_PAY_V3_CERT_SERIAL_NO", default="")
+# The WeChat Pay public key (pub_key.pem) that verifies answers and notifies, and its id
+# (PUB_KEY_ID_..., the Wechatpay-Serial they carry).
+WECHAT_PAY_V3_PUBLIC_KEY_PATH = env("WECHAT_PAY_V3_PUBLIC_KEY_PATH", default="")
+WECHAT_PAY_V3_PUBLIC_KEY_ID = env("WECHAT_PAY_V3_PUBLIC_KEY_ID", default="")
+# The 32-byte API v3 key (APIv3 密钥) that decrypts notifies.
+WECHAT_PAY_V3_API_KEY = env("WECHAT_PAY_V3_API_KEY", default="")
+# An answer or notify signed further than this from now is refused (a replay).
+WECHAT_PAY_V3_MAX_SKEW_SECONDS = env.int("WECHAT_PAY_V3_MAX_SKEW_SECONDS", default=300)
+
+# --- Order status to WeChat (wechat/sync.py) ---------------------------------------------------
+
+# Our shipments' carrier codes -> WeChat's delivery ids (get_delivery_list), for the shipping
+# upload. WECHAT_DELIVERY_IDS (JSON) adds to or overrides these.
+WECHAT_DELIVERY_IDS = {
+    "SF": "SF",
+    "ZTO": "ZTO",
+    "YTO": "YTO",
+    "STO": "STO",
+    "YD": "YD",
+    "YUNDA": "YD",
+    "JTSD": "JTSD",
+    "JT": "JTSD",
+    "EMS": "EMS",
+    "JD": "JD",
+    "JDL": "JD",
+    **env.json("WECHAT_DELIVERY_IDS", default={}),
+}
+# Carrier codes of same-city riders (the store's own, delivery platforms): uploaded to WeChat
+# as same-city delivery (logistics_type 2), without a tracking number.
+WECHAT_SAME_CITY_CARRIERS = env.list(
+    "WECHAT_SAME_CITY_CARRIERS", default=["STORE", "DADA", "SHANSONG", "MEITUAN", "FENGNIAO"]
+)
+# Subscribe messages: message -> template id, the mini-program page it opens, and each keyword's
+# value, written with {number} {amount} {items} {store} {time} {carrier} {tracking_number}.
+# Messages: paid, shipped, pickup_ready, refunded; one left out is not sent. No production
+# default (template ids belong to the mini-program); with DEBUG, the sandbox's templates.
+_SANDBOX_SUBSCRIBE_TEMPLATES = {
+    "paid": {
+        "template_id": "sandbox-order-paid",
+        "page": "pages/order/detail?number={number}",
+        "data": {
+            "character_string1": "{number}",
+            "amount2": "{amount}元",
+            "thing3": "{items}",
+            "time4": "{time}",
+        },
+    },
+    "shipped": {
+        "template_id": "sandbox-order-shipped",
+        "page": "pages/order/detail?number={number}",
+        "data": {
+            "character_string1": "{number}",
+            "thing2": "{carrier}",
+            "character_string3": "{tracking_number}",
+            "time4": "{time}",
+        },
+    },
+    "pickup_ready": {
+        "template_id": "sandbox-pickup-ready",
+        "page": "pages/order/detail?number={number}",
+        "data": {
+            "character_string1": "{number}",
+            "thing2": "{store}",
+            "phrase3": "待取货",
+            "time4": "{time}",
+        },
+    },
+    "refunded": {
+        "template_id": "sandbox-order-refunded",
+        "page": "pages/order/detail?number={number}",
+        "data": {
+            "character_string1": "{number}",
+            "amount2": "{amount}元",
+            "thing3": "{items}",
+            "time4": "{time}",
+        },
+    },
+}
+WECHAT_SUBSCRIBE_TEMPLATES = env.json(
+    "WECHAT_SUBSCRIBE_TEMPLATES", default=_SANDBOX_SUBSCRIBE_TEMPLATES if DEBUG else {}
+)

@@ -17,3 +17,12 @@ class WeChatConfig(AppConfig):
         member_merge_participant_register("shop_tokens", tokens_member_move)
         member_merge_participant_register("addresses", addresses_member_move)
         member_merge_participant_register("cart", cart_member_move)
+
+        from orders.payments import provider_register
+        from wechat.pay.services import WeChatPayProvider
+
+        provider_register(WeChatPayProvider())
+
+        from wechat.sync import sync_subscribe
+
+        sync_subscribe()

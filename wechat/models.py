@@ -134,3 +134,49 @@ class BoughtTogether(models.Model):
 
     def __str__(self) -> str:
         return f"{self.sku_id} + {self.other_id}: {self.orders}"
+
+
+class SyncCall(models.Model):
+    """One thing told to WeChat about one outbox event (``wechat.sync``): a shipping-info upload
+    or a subscribe message. Keyed by the event id and written before the call, so a delivery
+    run again never tells WeChat twice."""
+
+    class Kind(models.TextChoices):
+        SHIPPING = "shipping", _("shipping info")
+        MESSAGE = "message", _("subscribe message")
+
+    class State(models.TextChoices):
+        # The call went out and no answer came (a timeout, a worker that died): WeChat may
+        # have acted on it.
+        SENDING = "sending", _("sent, no answer")
+        SENT = "sent", _("accepted")
+        FAILED = "failed", _("not accepted, will retry")
+        REFUSED = "refused", _("refused")
+
+    event_id = models.UUIDField(_("outbox event id"))
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
+    order_number = models.CharField(_("order number"), max_length=20)
+    state = models.CharField(_("state"), max_length=16, choices=State.choices)
+    calls = models.PositiveIntegerField(_("calls to WeChat"), default=0)
+    errcode = models.IntegerField(_("WeChat errcode"), null=True, blank=True)
+    error = models.CharField(_("error"), max_length=200, blank=True)
+    # What was sent (the upload's fields or the message's template and data).
+    request = models.JSONField(_("request"), default=dict, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"))
+
+    class Meta:
+        verbose_name = _("WeChat sync call")
+        verbose_name_plural = _("WeChat sync calls")
+        ordering = ["-pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["event_id", "kind"], name="synccall_one_per_event"),
+            models.CheckConstraint(
+                condition=Q(state__in=["sending", "sent", "failed", "refused"]),
+                name="synccall_state_valid",
+            ),
+        ]
+        indexes = [models.Index(fields=["order_number"], name="synccall_order")]
+
+    def __str__(self) -> str:
+        return f"{self.order_number} {self.kind}: {self.state}"

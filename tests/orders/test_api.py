@@ -993,6 +993,8 @@ def test_every_endpoint_is_in_the_schema():
         "/api/staff/v1/orders/{id}/cancel/:",
         "/api/staff/v1/orders/{id}/mark-delivered/:",
         "/api/staff/v1/orders/{id}/mark-ready/:",
+        # The counter's WeChat payment code, from wechat (wechat/api/staff_pay.py).
+        "/api/staff/v1/orders/{id}/pay-by-code/:",
         "/api/staff/v1/orders/{id}/refund/:",
         "/api/staff/v1/orders/{id}/ship/:",
         "/api/staff/v1/orders/after-sales/{id}/approve/:",

@@ -16,6 +16,7 @@ urlpatterns = [
     path("products/<int:pk>/", catalogue.ProductDetailView.as_view(), name="product-detail"),
     path("recommendations/", catalogue.RecommendationsView.as_view(), name="recommendations"),
     path("", include("wechat.api.urls_account")),
+    path("", include("wechat.api.urls_pay")),
     path(
         "schema/",
         SpectacularAPIView.as_view(

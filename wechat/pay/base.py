@@ -136,6 +136,15 @@ class Gateway(Protocol):
 GATEWAYS = {"v3": "wechat.pay.v3.V3Gateway", "v2": "wechat.pay.v2.V2Gateway"}
 
 
+def notify_url(version: str, kind: str = "payment") -> str:
+    """Where WeChat sends the notifies of ``version`` for ``kind`` ("payment" or "refund"):
+    served by ``wechat.pay.views`` under ``/wechat/pay/notify/``. Gateways put it in their
+    prepay and refund requests."""
+    base = settings.WECHAT_PAY_NOTIFY_BASE_URL.rstrip("/")
+    suffix = "refund/" if kind == "refund" else ""
+    return f"{base}/wechat/pay/notify/{version}/{suffix}"
+
+
 def gateway(version: str | None = None) -> Gateway:
     """The gateway of ``version`` (default ``WECHAT_PAY_VERSION``), built from the settings."""
     return import_string(GATEWAYS[version or settings.WECHAT_PAY_VERSION])()

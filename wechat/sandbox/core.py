@@ -9,6 +9,7 @@ in their own protocol.
 
 import json
 import logging
+import re
 import threading
 import time
 from collections import deque
@@ -20,6 +21,8 @@ from wechat.sandbox import data
 from wechat.sandbox.control import Control
 from wechat.sandbox.http import BadRequest, Request, Response, Route, json_response
 from wechat.sandbox.miniprogram import MiniProgram
+from wechat.sandbox.pay_v2 import PayV2
+from wechat.sandbox.pay_v3 import PayV3
 
 logger = logging.getLogger("wechat.sandbox")
 
@@ -81,10 +84,16 @@ class Sandbox:
             templates=templates or data.DEFAULT_TEMPLATES,
             carriers=carriers,
         )
-        self.services: list[Service] = [self.miniprogram]
+        self.pay_v2 = PayV2(self, app_id=app_id, users=users)
+        self.pay_v3 = PayV3(self, app_id=app_id, users=users)
+        self.services: list[Service] = [self.miniprogram, self.pay_v2, self.pay_v3]
         self._routes: dict[str, dict[str, tuple[Service | Control, Route]]] = {}
+        # Paths with {name} segments, tried in order after the exact paths.
+        self._patterns: list[tuple[re.Pattern[str], str]] = []
         for service in [*self.services, Control(self)]:
             for route in service.routes():
+                if route.path not in self._routes and "{" in route.path:
+                    self._patterns.append((_path_pattern(route.path), route.path))
                 self._routes.setdefault(route.path, {})[route.method] = (service, route)
 
     # --- the clock ----------------------------------------------------------------------------
@@ -128,8 +137,10 @@ class Sandbox:
             return [fault.as_dict() for fault in self._faults]
 
     def add_fault(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """A fault on a path (``/v3/pay/transactions/out-trade-no/A1``) or on a route's pattern
+        (``/v3/pay/transactions/out-trade-no/{out_trade_no}``: every path it matches)."""
         path, mode = spec.get("path"), spec.get("mode")
-        owner = self._routes.get(path) if isinstance(path, str) else None
+        owner, _params = self._match(path) if isinstance(path, str) else ({}, {})
         routes = list(owner.values()) if owner else []
         if not routes or not routes[0][1].recorded:
             raise BadRequest(f"no WeChat endpoint at {path!r}")
@@ -165,10 +176,10 @@ class Sandbox:
         with self.lock:
             self._faults.clear()
 
-    def _take_fault(self, path: str) -> Fault | None:
+    def _take_fault(self, path: str, route_path: str) -> Fault | None:
         with self.lock:
             for fault in self._faults:
-                if fault.path == path:
+                if fault.path in (path, route_path):
                     fault.times -= 1
                     if fault.times == 0:
                         self._faults.remove(fault)
@@ -177,9 +188,18 @@ class Sandbox:
 
     # --- WSGI ---------------------------------------------------------------------------------
 
+    def _match(self, path: str) -> tuple[dict[str, tuple[Any, Route]], dict[str, str]]:
+        if path in self._routes:
+            return self._routes[path], {}
+        for pattern, route_path in self._patterns:
+            found = pattern.fullmatch(path)
+            if found:
+                return self._routes[route_path], found.groupdict()
+        return {}, {}
+
     def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
         request = Request.from_environ(environ)
-        methods = self._routes.get(request.path, {})
+        methods, request.params = self._match(request.path)
         if request.method in methods:
             service, route = methods[request.method]
             if route.recorded:
@@ -224,7 +244,7 @@ class Sandbox:
             }
             self._calls.append(call)
             wake = self._wake
-        fault = self._take_fault(request.path) if service is not None else None
+        fault = self._take_fault(request.path, route.path) if service is not None else None
         if fault is None or fault.mode == "timeout":
             if fault is not None:
                 wake.wait(fault.seconds)
@@ -243,11 +263,20 @@ class Sandbox:
                 fault=fault.mode if fault else None,
             )
         answer = call["answer"]
-        errcode = answer.get("errcode", 0) if isinstance(answer, dict) else "-"
+        # WeChat Pay v3 names its errors "code".
+        errcode = answer.get("errcode", answer.get("code", 0)) if isinstance(answer, dict) else "-"
         logger.info(
             "%s %s -> %s errcode %s", request.method, request.path, response.status, errcode
         )
         return response
+
+
+def _path_pattern(path: str) -> re.Pattern[str]:
+    parts = re.split(r"\{(\w+)\}", path)
+    regex = "".join(
+        f"(?P<{part}>[^/]+)" if index % 2 else re.escape(part) for index, part in enumerate(parts)
+    )
+    return re.compile(regex)
 
 
 def _not_played(request: Request) -> Response:

@@ -78,6 +78,10 @@ DEFAULT_TEMPLATES = {
         "title": "取货提醒",
         "keywords": ["character_string1", "thing2", "phrase3", "time4"],
     },
+    "sandbox-order-refunded": {
+        "title": "退款成功通知",
+        "keywords": ["character_string1", "amount2", "thing3", "time4"],
+    },
 }
 
 # A slice of get_delivery_list: the carriers a Chinese retailer ships with.

@@ -19,17 +19,31 @@ class Request:
     path: str
     query: dict[str, str]
     body: bytes
+    # Header names in lower case; the query string as sent (signed requests sign it as is);
+    # the values of a route path's ``{name}`` segments.
+    headers: dict[str, str] = field(default_factory=dict)
+    query_string: str = ""
+    params: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_environ(cls, environ: dict[str, Any]) -> "Request":
         length = int(environ.get("CONTENT_LENGTH") or 0)
         body = environ["wsgi.input"].read(length) if length > 0 else b""
+        headers = {
+            name[5:].replace("_", "-").lower(): value
+            for name, value in environ.items()
+            if name.startswith("HTTP_")
+        }
+        if environ.get("CONTENT_TYPE"):
+            headers["content-type"] = environ["CONTENT_TYPE"]
         return cls(
             method=environ["REQUEST_METHOD"].upper(),
             # WSGI hands the path over as latin-1 decoded bytes.
             path=environ.get("PATH_INFO", "/").encode("latin-1").decode("utf-8", "replace"),
             query=dict(parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True)),
             body=body,
+            headers=headers,
+            query_string=environ.get("QUERY_STRING", ""),
         )
 
     @property
@@ -106,7 +120,8 @@ Handler = Callable[[Request], Response]
 @dataclass(frozen=True)
 class Route:
     """One endpoint. A recorded route is a WeChat endpoint: its calls go to the call log and
-    faults apply to it; the sandbox's own control pages and endpoints are not recorded."""
+    faults apply to it; the sandbox's own control pages and endpoints are not recorded. A
+    ``{name}`` segment of the path matches any one segment (``request.params[name]``)."""
 
     method: str
     path: str
