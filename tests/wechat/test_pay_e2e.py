@@ -27,7 +27,9 @@ from orders.services import (
     order_mark_ready,
     orders_expire_unpaid,
     pickup_handover,
+    shipment_create,
 )
+from retail import settings as project_settings
 from tests.wechat.conftest import LIN
 from wechat.pay.base import gateway
 from wechat.pay.services import PROVIDER, payments_close_unpaid, payments_reconcile
@@ -495,3 +497,56 @@ def test_a_payment_code_refused_for_want_of_money_changes_nothing(
     sale.refresh_from_db()
     assert sale.status == S.PENDING_PAYMENT
     assert stock(water, shop_store) == (50, 2)
+
+
+def test_paid_through_wechat_then_shipped_the_upload_and_the_message_reach_wechat(
+    version, cashier, phone, shop_store, water, wx, settings, manager_a
+):
+    """The whole road: checkout, prepay, paid in the sandbox, notify, order paid; then shipped
+    from the store, and the outbox carries the shipping info and a subscribe message to WeChat
+    (seen in the sandbox's records), each once."""
+    settings.WECHAT_SUBSCRIBE_TEMPLATES = project_settings._SANDBOX_SUBSCRIBE_TEMPLATES
+    wx.allow(LIN, "sandbox-order-paid")
+    wx.allow(LIN, "sandbox-order-shipped")
+    address = phone.call(
+        "POST",
+        "addresses/",
+        {
+            "name": "林晓梅",
+            "mobile": "13912345678",
+            "province": "上海市",
+            "city": "上海市",
+            "district": "静安区",
+            "detail": "愚园路168号",
+            "is_default": True,
+        },
+        expect=201,
+    )
+    phone.call("PUT", "cart/store/", {"store": shop_store.pk})
+    phone.call("PUT", f"cart/lines/{water.pk}/", {"quantity": 2})
+    placed = phone.call(
+        "POST",
+        "checkout/",
+        {"fulfilment": "delivery", "address_id": address["id"], "client_reference": "e2e-ship"},
+        expect=201,
+    )
+    paying = phone.call("POST", f"orders/{placed['number']}/pay/")
+
+    cashier.cashier(paying["out_trade_no"], paying["request_payment"])
+    order = Order.objects.get(number=placed["number"])
+    assert order.status == S.PAID
+    transaction_id = Payment.objects.get(order=order).transaction_id
+
+    shipment_create(order=order, carrier_code="SF", tracking_number="SF9876543210", actor=manager_a)
+
+    uploads = wx.calls("/wxa/sec/order/upload_shipping_info")
+    assert [call["body"]["order_key"] for call in uploads] == [
+        {"order_number_type": 2, "transaction_id": transaction_id}
+    ]
+    assert [p["tracking_no"] for p in uploads[0]["body"]["shipping_list"]] == ["SF9876543210"]
+    sent = wx.calls("/cgi-bin/message/subscribe/send")
+    assert [call["body"]["template_id"] for call in sent] == [
+        "sandbox-order-paid",
+        "sandbox-order-shipped",
+    ]
+    assert {call["body"]["touser"] for call in sent} == {LIN}
