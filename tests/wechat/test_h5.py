@@ -710,6 +710,45 @@ def test_cancelling_a_paid_order_is_refused_with_the_code(client, placed):
     assert Order.objects.get().status == OrderStatus.PAID
 
 
+def test_paying_sends_the_shopper_to_the_sandboxs_cashier_and_back(
+    client, placed, settings, sandbox_server
+):
+    from urllib.parse import parse_qs, urlsplit
+
+    from orders.models import Payment
+    from wechat.sandbox import pay_v3
+
+    for name, value in pay_v3.platform_settings(sandbox_server.url.rstrip("/")).items():
+        setattr(settings, name, value)
+    settings.WECHAT_PAY_VERSION = "v3"
+    settings.WECHAT_PAY_NOTIFY_BASE_URL = "http://testserver"
+
+    response = client.post(reverse("shop:order", args=[placed.number]), {"action": "pay"})
+
+    payment = Payment.objects.get(order=placed)
+    cashier = urlsplit(response["Location"])
+    query = {key: values[0] for key, values in parse_qs(cashier.query).items()}
+    assert response.status_code == 302
+    assert f"{cashier.scheme}://{cashier.netloc}/" == sandbox_server.url
+    assert cashier.path == f"/sandbox/pay/v3/{payment.out_trade_no}"
+    assert query["package"] == f"prepay_id={payment.provider_data['prepay_id']}"
+    assert query["redirect"] == f"http://testserver/shop/orders/{placed.number}/"
+    assert (payment.status, Order.objects.get(pk=placed.pk).status) == (
+        "pending",
+        "pending_payment",
+    )
+
+
+def test_against_the_real_wechat_paying_says_to_use_the_mini_program(
+    client, placed, settings, in_english
+):
+    settings.WECHAT_API_BASE_URL = "https://api.weixin.qq.com/"
+    settings.WECHAT_SANDBOX_PUBLIC_URL = ""
+    from wechat.h5.views import sandbox_cashier_url
+
+    assert sandbox_cashier_url(out_trade_no="P1", parameters={}, back="http://x/") is None
+
+
 # --- member code -----------------------------------------------------------------------------
 
 

@@ -43,6 +43,7 @@ from wechat.api.throttles import (
 from wechat.h5.forms import AddressForm, CartLineForm, CatalogueForm, CheckoutForm, StoreChoiceForm
 from wechat.h5.selectors import ShopHeader, cart_quantities, shop_header
 from wechat.models import ShopperToken
+from wechat.pay.services import shop_order_pay
 from wechat.services import auth
 from wechat.services.addresses import address_create
 from wechat.services.cart import cart_line_set, cart_store_set
@@ -122,16 +123,39 @@ def _safe_next(request: HttpRequest, target: str | None) -> str:
     return reverse("shop:index")
 
 
+def _client_ip(request: HttpRequest) -> str:
+    # WeChat wants the shopper's address with a payment; behind a proxy, REMOTE_ADDR is the
+    # proxy's, which is what WeChat's own H5 guidance accepts for a server-side prepay.
+    return request.META.get("REMOTE_ADDR") or "127.0.0.1"
+
+
 # --- login -----------------------------------------------------------------------------------
 
 
-def sandbox_login_url() -> str | None:
-    """The sandbox's "pick a WeChat user" page as the shopper's browser reaches it; None when
-    the platform talks to the real WeChat, which has no such page."""
+def _sandbox_base() -> str | None:
+    """The sandbox as the shopper's browser reaches it; None when the platform talks to the
+    real WeChat, which has no pages for a browser outside WeChat."""
     base = settings.WECHAT_SANDBOX_PUBLIC_URL or settings.WECHAT_API_BASE_URL
     if not settings.WECHAT_SANDBOX_PUBLIC_URL and REAL_WECHAT_HOST in base:
         return None
-    return base.rstrip("/") + "/sandbox/login"
+    return base.rstrip("/")
+
+
+def sandbox_login_url() -> str | None:
+    """The sandbox's "pick a WeChat user" page; None against the real WeChat."""
+    base = _sandbox_base()
+    return None if base is None else base + "/sandbox/login"
+
+
+def sandbox_cashier_url(*, out_trade_no: str, parameters: dict, back: str) -> str | None:
+    """The sandbox's cashier for this trade, playing WeChat's payment sheet: it checks the
+    ``wx.requestPayment`` parameters, takes the payment, sends the notify and comes ``back``.
+    None against the real WeChat, where only WeChat's own browser shows the sheet."""
+    base = _sandbox_base()
+    if base is None:
+        return None
+    query = urlencode({**parameters, "redirect": back})
+    return f"{base}/sandbox/pay/{settings.WECHAT_PAY_VERSION}/{out_trade_no}?{query}"
 
 
 @require_GET
@@ -565,6 +589,16 @@ def order(request: HttpRequest, number: str) -> HttpResponse:
             elif request.POST.get("action") == "confirm_receipt":
                 order_confirm_receipt(order=found.pk)
                 messages.success(request, _("Thank you: the order is completed."))
+            elif request.POST.get("action") == "pay":
+                started = shop_order_pay(order=found.pk, client_ip=_client_ip(request))
+                cashier = sandbox_cashier_url(
+                    out_trade_no=started.payment.out_trade_no,
+                    parameters=started.parameters,
+                    back=request.build_absolute_uri(reverse("shop:order", args=[number])),
+                )
+                if cashier is not None:
+                    return HttpResponseRedirect(cashier)
+                messages.info(request, _("Open the mini-program in WeChat to pay this order."))
         except BusinessError as refused:
             _refused(request, refused)
         return redirect("shop:order", number=number)
@@ -574,6 +608,7 @@ def order(request: HttpRequest, number: str) -> HttpResponse:
         "timeline": [_timeline_entry(event) for event in detail.events.all()],
         "pickup_code": detail.pickup_code if detail.status in PICKUP_CODE_SHOWN else "",
         "can_cancel": detail.status == OrderStatus.PENDING_PAYMENT,
+        "can_pay": detail.status == OrderStatus.PENDING_PAYMENT,
         "can_confirm": detail.status in (OrderStatus.SHIPPED, OrderStatus.DELIVERED),
     }
     return _page(request, "shop/order.html", context, tab="orders")
