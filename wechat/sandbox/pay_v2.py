@@ -54,6 +54,7 @@ from wechat.sandbox.http import (
     json_response,
     redirect_response,
 )
+from wechat.sandbox.pay_controls import PayControls
 
 if TYPE_CHECKING:
     from wechat.sandbox.core import Sandbox
@@ -313,7 +314,7 @@ class _Refused(Exception):
 # --- the service --------------------------------------------------------------------------------
 
 
-class PayV2:
+class PayV2(PayControls):
     """WeChat Pay v2 for one merchant and the sandbox's mini-program. State is guarded by the
     sandbox's lock; notifies are sent outside it (the platform may call back while handling)."""
 
@@ -1088,27 +1089,6 @@ class PayV2:
         if not isinstance(notify, bool):
             raise BadRequest("notify must be a boolean")
         return json_response(self.pay(body.get("out_trade_no"), notify=notify))
-
-    def notify_control(self, request: Request) -> Response:
-        body = request.control_json()
-        if body.get("out_trade_no") is None and body.get("out_refund_no") is None:
-            raise BadRequest("out_trade_no or out_refund_no is required")
-        notifies = self.send_notify(body)
-        if body.get("deliver", True) is False:
-            return json_response({"requests": notifies})
-        return json_response({"notifies": notifies, "scheduled": bool(body.get("delay_seconds"))})
-
-    def refund_result_control(self, request: Request) -> Response:
-        body = request.control_json()
-        notify = body.get("notify", True)
-        if not isinstance(notify, bool):
-            raise BadRequest("notify must be a boolean")
-        return json_response(
-            self.settle_refund(body.get("out_refund_no"), body.get("status"), notify=notify)
-        )
-
-    def payment_code_control(self, request: Request) -> Response:
-        return json_response({"auth_code": self.mint_payment_code(request.control_json())}, 201)
 
     # --- pages: the cashier, the shopper's payment code, the merchant's view --------------------
 
