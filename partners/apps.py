@@ -5,3 +5,7 @@ from django.utils.translation import gettext_lazy as _
 class PartnersConfig(AppConfig):
     name = "partners"
     verbose_name = _("Partners")
+
+    def ready(self) -> None:
+        # Registers the bearer-key scheme with drf-spectacular.
+        from partners import auth  # noqa: F401

@@ -484,3 +484,9 @@ _SANDBOX_SUBSCRIBE_TEMPLATES = {
 WECHAT_SUBSCRIBE_TEMPLATES = env.json(
     "WECHAT_SUBSCRIBE_TEMPLATES", default=_SANDBOX_SUBSCRIBE_TEMPLATES if DEBUG else {}
 )
+
+# --- Partners (partners/) ----------------------------------------------------------------------
+
+# Encrypts partners' push-signing secrets at rest. Required outside DEBUG; with DEBUG (the demo,
+# the tests) it falls back to a key derived from SECRET_KEY.
+PARTNER_SECRET_KEY = env("PARTNER_SECRET_KEY", default="")
