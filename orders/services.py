@@ -66,6 +66,19 @@ def _checked_address(fulfilment: str, address: dict | None) -> dict:
     return cleaned
 
 
+def store_serves(store: Store, fulfilment: str) -> bool:
+    """Whether an active store offers this fulfilment: the rule checkout applies, which shop
+    pages also use to offer only what the store can do."""
+    offers = {
+        Fulfilment.COUNTER: store.offers_counter_sales,
+        Fulfilment.PICKUP: store.offers_pickup,
+        Fulfilment.DELIVERY: store.kind == Store.Kind.WAREHOUSE
+        or store.offers_ship_from_store
+        or store.delivery_radius_m > 0,
+    }[Fulfilment(fulfilment)]
+    return store.active and offers
+
+
 def _check_store_serves(store: Store, *, channel: str, fulfilment: str) -> None:
     if (channel == Channel.COUNTER) != (fulfilment == Fulfilment.COUNTER):
         raise _refuse(
@@ -74,14 +87,7 @@ def _check_store_serves(store: Store, *, channel: str, fulfilment: str) -> None:
             status_code=400,
             fulfilment=fulfilment,
         )
-    serves = {
-        Fulfilment.COUNTER: store.offers_counter_sales,
-        Fulfilment.PICKUP: store.offers_pickup,
-        Fulfilment.DELIVERY: store.kind == Store.Kind.WAREHOUSE
-        or store.offers_ship_from_store
-        or store.delivery_radius_m > 0,
-    }[Fulfilment(fulfilment)]
-    if not (store.active and serves):
+    if not store_serves(store, fulfilment):
         raise _refuse(
             "store_does_not_serve",
             _("%(store)s does not offer this.") % {"store": store.name},

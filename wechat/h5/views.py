@@ -30,7 +30,7 @@ from rest_framework.exceptions import Throttled
 
 from members.services.identity import member_code_issue
 from orders.models import ActorKind, Channel, Fulfilment, OrderStatus
-from orders.services import order_cancel, order_confirm_receipt
+from orders.services import order_cancel, order_confirm_receipt, store_serves
 from orders.transitions import Cause
 from retail.errors import BusinessError
 from wechat import selectors
@@ -51,7 +51,6 @@ from wechat.services.checkout import (
     CheckoutRequest,
     checkout_place_from_cart,
     checkout_preview,
-    store_serves,
 )
 
 SESSION_TOKEN = "shop_token"  # noqa: S105 (a session key's name, not a secret)

@@ -20,7 +20,7 @@ from inventory.selectors import availability_for_skus
 from members.models import Member
 from orders.models import Channel, Fulfilment, Order
 from orders.pricing import BasketLine, Quote, price_basket
-from orders.services import checkout_place
+from orders.services import checkout_place, store_serves
 from retail.errors import BusinessError
 from retail.models import Store
 from wechat.models import Address, Cart, CartLine
@@ -69,19 +69,6 @@ class _Checked:
     store: Store
     address: Address | None
     lines: list[BasketLine]
-
-
-def store_serves(store: Store, fulfilment: str) -> bool:
-    """Whether an active store offers this shop fulfilment, by the rule orders apply."""
-    if not store.active:
-        return False
-    if fulfilment == Fulfilment.PICKUP:
-        return store.offers_pickup
-    return (
-        store.kind == Store.Kind.WAREHOUSE
-        or store.offers_ship_from_store
-        or store.delivery_radius_m > 0
-    )
 
 
 def _checked(*, member: Member, cart_store_id: int | None, asked: CheckoutRequest) -> _Checked:
