@@ -29,6 +29,7 @@ from orders.models import (
     PaymentIssue,
     Refund,
 )
+from orders.routing import order_route
 from orders.services import order_release_stock
 from orders.transitions import Cause, order_event_record, order_locked, order_transition
 from retail.errors import BusinessError
@@ -314,6 +315,8 @@ def _payment_succeeded(
     else:
         for line_key in lines:
             stock_commit(line_key=line_key)
+        if order.fulfilment == Fulfilment.DELIVERY:
+            order_route(order)
     return payment
 
 

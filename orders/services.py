@@ -149,7 +149,8 @@ def checkout_place(
     first = Order.objects.filter(channel=channel, client_reference=client_reference).first()
     if first is not None:
         return first
-    if channel != Channel.COUNTER and member is None:
+    # Counter sales may be anonymous; a partner's order is its customer's, not our member's.
+    if channel not in (Channel.COUNTER, Channel.PARTNER) and member is None:
         raise _refuse(
             "member_required", _("Online orders need a member."), status_code=400, member=""
         )
@@ -445,6 +446,82 @@ def order_mark_delivered(
     return order_transition(
         order=order, to=S.DELIVERED, cause=Cause.DELIVERY, actor=actor, actor_kind=actor_kind
     )
+
+
+def order_delivery_failed(
+    *, order: Order | int, reason: str, actor: User | None = None, actor_kind: str
+) -> Order:
+    """The carrier could not hand a shipped order over (nobody home, refused, damaged): the
+    order stays ``shipped`` and the attempt goes on its timeline for staff to act on."""
+    reason = reason.strip()
+    if not reason:
+        raise _refuse(
+            "reason_required",
+            _("Say why the delivery failed."),
+            status_code=400,
+            reason="",
+        )
+    with transaction.atomic():
+        locked = order_locked(order)
+        if locked.status != S.SHIPPED:
+            raise _refuse(
+                "not_in_delivery",
+                _("Only a shipped order can fail to be delivered."),
+                status=locked.status,
+            )
+        order_event_record(
+            order=locked,
+            kind="order.delivery_failed",
+            actor=actor,
+            actor_kind=actor_kind,
+            note=reason,
+            data={"reason": reason[:200]},
+        )
+        return locked
+
+
+def order_address_change(
+    *,
+    order: Order | int,
+    address: dict,
+    actor: User | None = None,
+    actor_kind: str = ActorKind.STAFF,
+) -> Order:
+    """A new delivery address for a delivery order none of whose goods has left yet (waiting
+    for payment or paid). Whoever fulfils it hears of it through the ``order.address_changed``
+    event. The same address again changes nothing."""
+    with transaction.atomic():
+        locked = order_locked(order)
+        if locked.fulfilment != Fulfilment.DELIVERY:
+            raise _refuse(
+                "not_a_delivery",
+                _("Only delivery orders have a delivery address."),
+                fulfilment=locked.fulfilment,
+            )
+        if (
+            locked.status not in (S.PENDING_PAYMENT, S.PAID)
+            or locked.lines.filter(shipped=True).exists()
+        ):
+            raise _refuse(
+                "address_locked",
+                _("The goods have left: the address can no longer change."),
+                status=locked.status,
+            )
+        clean = _checked_address(Fulfilment.DELIVERY, address)
+        if clean == locked.address:
+            return locked
+        previous = locked.address
+        locked.address = clean
+        locked.updated_at = timezone.now()
+        Order.objects.filter(pk=locked.pk).update(address=clean, updated_at=locked.updated_at)
+        order_event_record(
+            order=locked,
+            kind="order.address_changed",
+            actor=actor,
+            actor_kind=actor_kind,
+            data={"previous_city": previous.get("city", ""), "city": clean["city"]},
+        )
+        return locked
 
 
 def order_confirm_receipt(*, order: Order | int, actor: User | None = None) -> Order:

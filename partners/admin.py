@@ -4,7 +4,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from partners import services
-from partners.models import Partner, PartnerApiKey
+from partners.models import Partner, PartnerApiKey, PartnerOrder, PartnerPush, RoutingRule
 from retail.access import is_hq
 from retail.errors import BusinessError
 
@@ -145,3 +145,107 @@ class PartnerApiKeyAdmin(HQOnlyPartners, admin.ModelAdmin):
                 % {"count": refused},
                 messages.WARNING,
             )
+
+
+class RoutingRuleInline(HQOnlyPartners, admin.TabularInline):
+    model = RoutingRule
+    fields = ["name", "priority", "active", "store_kind", "without_ship_from_store", "channels"]
+    extra = 0
+    show_change_link = True
+
+
+PartnerAdmin.inlines = [RoutingRuleInline, PartnerApiKeyInline]
+
+
+@admin.register(RoutingRule)
+class RoutingRuleAdmin(HQOnlyPartners, admin.ModelAdmin):
+    list_display = [
+        "name",
+        "partner",
+        "priority",
+        "active",
+        "store_kind",
+        "without_ship_from_store",
+    ]
+    list_filter = ["active", "partner", "store_kind"]
+    list_select_related = ["partner"]
+    list_editable = ["priority", "active"]
+    search_fields = ["name", "partner__name"]
+    filter_horizontal = ["stores"]
+    fields = [
+        "name",
+        "partner",
+        "priority",
+        "active",
+        "store_kind",
+        "without_ship_from_store",
+        "stores",
+        "channels",
+    ]
+
+    def has_delete_permission(self, request, obj=None):
+        # Rules that no longer apply are switched off; a deleted one would leave the orders it
+        # routed pointing at nothing.
+        return False
+
+
+class ReadOnlyHQ(HQOnlyPartners):
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(PartnerOrder)
+class PartnerOrderAdmin(ReadOnlyHQ, admin.ModelAdmin):
+    """Which partner fulfils or sold which order, and by which rule."""
+
+    list_display = ["order", "partner", "role", "rule", "acknowledged_at", "created_at"]
+    list_filter = ["role", "partner"]
+    list_select_related = ["order", "partner", "rule"]
+    search_fields = ["order__number", "partner__name", "idempotency_key"]
+    date_hierarchy = "created_at"
+    fields = [
+        "order",
+        "partner",
+        "role",
+        "rule",
+        "idempotency_key",
+        "acknowledged_at",
+        "created_at",
+    ]
+    readonly_fields = fields
+
+
+@admin.register(PartnerPush)
+class PartnerPushAdmin(ReadOnlyHQ, admin.ModelAdmin):
+    """What each partner answered to each push; a failed one is sent again by retrying its
+    outbox delivery."""
+
+    list_display = [
+        "event_type",
+        "order_number",
+        "partner",
+        "status",
+        "attempts",
+        "status_code",
+        "updated_at",
+    ]
+    list_filter = ["status", "event_type", "partner"]
+    list_select_related = ["partner"]
+    search_fields = ["order_number", "event_id"]
+    date_hierarchy = "created_at"
+    fields = [
+        "partner",
+        "event_id",
+        "event_type",
+        "order_number",
+        "status",
+        "attempts",
+        "status_code",
+        "answer",
+        "created_at",
+        "updated_at",
+    ]
+    readonly_fields = fields

@@ -236,8 +236,11 @@ SPECTACULAR_SETTINGS = {
         # Shop checkout: delivery or pickup (the counter is not the shopper's).
         "ShopFulfilmentEnum": ["delivery", "pickup"],
     },
-    # The shop API has a schema of its own (/api/shop/v1/schema/).
-    "PREPROCESSING_HOOKS": ["wechat.api.schema.without_shop_endpoints"],
+    # The shop and partner APIs have schemas of their own (/api/{shop,partner}/v1/schema/).
+    "PREPROCESSING_HOOKS": [
+        "wechat.api.schema.without_shop_endpoints",
+        "partners.api.schema.without_partner_endpoints",
+    ],
 }
 
 # --- Import and export ----------------------------------------------------------------------
@@ -490,3 +493,7 @@ WECHAT_SUBSCRIBE_TEMPLATES = env.json(
 # Encrypts partners' push-signing secrets at rest. Required outside DEBUG; with DEBUG (the demo,
 # the tests) it falls back to a key derived from SECRET_KEY.
 PARTNER_SECRET_KEY = env("PARTNER_SECRET_KEY", default="")
+# Pushes to partners' webhooks: seconds to wait for an answer (a timeout is retried).
+PARTNER_PUSH_TIMEOUT_SECONDS = env.float("PARTNER_PUSH_TIMEOUT_SECONDS", default=5.0)
+# Calls per API key to the partner API, counted in the cache (Redis when REDIS_URL is set).
+PARTNER_THROTTLE_RATE = env("PARTNER_THROTTLE_RATE", default="600/min")

@@ -19,6 +19,7 @@ urlpatterns = [
     path("api/staff/v1/orders/", include("orders.api.urls")),
     path("api/staff/v1/orders/", include("wechat.api.staff_pay")),
     path("api/shop/v1/", include("wechat.api.urls")),
+    path("api/partner/v1/", include("partners.api.urls")),
     path("shop/", include("wechat.h5.urls")),
     path("wechat/pay/", include("wechat.pay.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

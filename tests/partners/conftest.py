@@ -26,3 +26,128 @@ def courier(db, store_a):
 def channel(db):
     partner, _secret = services.partner_create(name="美团闪购", kind="sales_channel")
     return partner
+
+
+# --- Orders that partners deal with ------------------------------------------------------------
+
+ADDRESS = {
+    "name": "王小明",
+    "mobile": "13912345678",
+    "province": "上海市",
+    "city": "上海市",
+    "district": "静安区",
+    "detail": "愚园路168号5楼",
+}
+
+
+@pytest.fixture
+def warehouse(db):
+    from tests import factories
+
+    return factories.StoreFactory(
+        code="WH01",
+        name="嘉定仓",
+        kind="warehouse",
+        city="上海市",
+        offers_pickup=False,
+        offers_counter_sales=False,
+        delivery_radius_m=0,
+    )
+
+
+@pytest.fixture
+def goods(warehouse, store_a):
+    """Rice (39.90) and oil (59.00), 20 of each at the warehouse and at store A."""
+    from inventory.services import StockLine, stock_receive
+    from tests import factories
+
+    rice = factories.SKUFactory(code="RICE-5KG", price_fen=3990, product__name="五常大米 5kg")
+    oil = factories.SKUFactory(code="OIL-5L", price_fen=5900, product__name="花生油 5L")
+    for store in (warehouse, store_a):
+        stock_receive(
+            store=store,
+            lines=[StockLine(rice, 20), StockLine(oil, 20)],
+            idempotency_key=f"seed-{store.code}",
+        )
+    return rice, oil
+
+
+@pytest.fixture
+def warehouse_rule(courier, warehouse):
+    """Delivery orders from the warehouse go to the courier."""
+    from partners.models import RoutingRule
+
+    courier.stores.add(warehouse)
+    return RoutingRule.objects.create(
+        name="仓库发货", partner=courier, priority=10, store_kind="warehouse"
+    )
+
+
+class _ConfirmLater:
+    """A payment provider confirming later, as WeChat Pay's notify does."""
+
+    name = "testpay"
+    confirms_immediately = False
+
+    def start(self, payment):
+        from orders.payments import StartResult
+
+        return StartResult()
+
+    def refund(self, refund):
+        from orders.payments import RefundResult
+
+        return RefundResult(status="succeeded", provider_refund_id=f"r-{refund.out_refund_no}")
+
+
+@pytest.fixture
+def testpay():
+    from orders import payments
+
+    payments.provider_register(_ConfirmLater())
+    yield "testpay"
+    payments._providers.pop("testpay")
+
+
+@pytest.fixture
+def member(db):
+    from tests import factories
+
+    return factories.MemberFactory(mobile="13900000002", name="赵敏")
+
+
+@pytest.fixture
+def place_paid(testpay, member, goods, django_capture_on_commit_callbacks):
+    """A mini-shop delivery order at ``store`` (the warehouse unless told), paid in full, its
+    after-commit work (refunds, outbox deliveries) run."""
+    import itertools
+
+    from orders.payments import payment_confirm, payment_start
+    from orders.pricing import BasketLine
+    from orders.services import checkout_place
+
+    numbers = itertools.count(1)
+
+    def _place(store, *lines, fulfilment="delivery"):
+        lines = lines or ((goods[0], 2), (goods[1], 1))
+        with django_capture_on_commit_callbacks(execute=True):
+            order = checkout_place(
+                channel="mini_shop",
+                store=store,
+                fulfilment=fulfilment,
+                lines=[BasketLine(sku.pk, quantity) for sku, quantity in lines],
+                client_reference=f"mini-{next(numbers)}",
+                member=member,
+                address=ADDRESS if fulfilment == "delivery" else None,
+            )
+            payment, _start = payment_start(order=order, provider=testpay)
+            payment_confirm(
+                provider=testpay,
+                out_trade_no=payment.out_trade_no,
+                transaction_id=f"tx-{payment.out_trade_no}",
+                amount_fen=payment.amount_fen,
+            )
+        order.refresh_from_db()
+        return order
+
+    return _place
