@@ -264,6 +264,17 @@ class ShipInput(serializers.Serializer):
     )
 
 
+class AddressInput(serializers.Serializer):
+    """A delivery address; ``orders.services`` checks and trims it (``invalid_address``)."""
+
+    name = serializers.CharField(max_length=50)
+    mobile = serializers.RegexField(r"^1\d{10}$", max_length=11)
+    province = serializers.CharField(max_length=32)
+    city = serializers.CharField(max_length=32)
+    district = serializers.CharField(max_length=32)
+    detail = serializers.CharField(max_length=200)
+
+
 class RefundInput(serializers.Serializer):
     amount_fen = serializers.IntegerField(min_value=1)
     reason = serializers.CharField(max_length=200)

@@ -11,6 +11,7 @@ urlpatterns = [
     path("<int:pk>/cancel/", views.OrderCancelView.as_view(), name="order-cancel"),
     path("<int:pk>/mark-ready/", views.OrderMarkReadyView.as_view(), name="order-mark-ready"),
     path("<int:pk>/ship/", views.OrderShipView.as_view(), name="order-ship"),
+    path("<int:pk>/address/", views.OrderAddressView.as_view(), name="order-address"),
     path(
         "<int:pk>/mark-delivered/",
         views.OrderMarkDeliveredView.as_view(),

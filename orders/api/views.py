@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 from orders import aftersales, payments, selectors, services
 from orders.api.filters import OrderFilter
 from orders.api.serializers import (
+    AddressInput,
     CancelInput,
     DecisionInput,
     ErrorOutput,
@@ -152,6 +153,26 @@ class OrderShipView(OrderActionView):
         payload.is_valid(raise_exception=True)
         services.shipment_create(
             order=self.order_id(request, pk), **payload.validated_data, actor=request.user
+        )
+        return _order_answer(request, pk)
+
+
+class OrderAddressView(OrderActionView):
+    @extend_schema(
+        request=AddressInput,
+        responses={200: OrderDetailOutput, **_refusals(400, 403, 404, 409)},
+        description="A new delivery address for a delivery order whose goods have not left "
+        "(`not_a_delivery`, `address_locked` otherwise). Whoever fulfils it, a partner "
+        "included, is told (`order.address_changed`). The same address again changes nothing.",
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        payload = AddressInput(data=request.data)
+        payload.is_valid(raise_exception=True)
+        services.order_address_change(
+            order=self.order_id(request, pk),
+            address=dict(payload.validated_data),
+            actor=request.user,
+            actor_kind=ActorKind.STAFF,
         )
         return _order_answer(request, pk)
 

@@ -783,6 +783,98 @@ def test_a_shipped_order_is_marked_delivered_once(api, clerk_a, place, pay, shop
     assert books(order, shop, water) == before
 
 
+NEW_ADDRESS = {
+    "name": "陈静",
+    "mobile": "13800001111",
+    "province": "上海市",
+    "city": "上海市",
+    "district": "徐汇区",
+    "detail": "漕溪北路398号12楼",
+}
+
+
+def test_a_clerk_changes_the_address_of_a_paid_delivery_order(api, clerk_a, place, pay, water):
+    order = place((water, 1), fulfilment=Fulfilment.DELIVERY)
+    pay(order)
+    client = api(clerk_a)
+
+    response = post(client, f"{order.pk}/address/", NEW_ADDRESS)
+    events = OrderEvent.objects.filter(order=order, kind="order.address_changed")
+    again = post(client, f"{order.pk}/address/", NEW_ADDRESS)
+
+    assert response.status_code == 200
+    assert response.json()["address"] == NEW_ADDRESS
+    order.refresh_from_db()
+    assert order.address == NEW_ADDRESS
+    assert [(e.actor_id, e.actor_kind, e.data) for e in events] == [
+        (clerk_a.pk, "staff", {"previous_city": "上海市", "city": "上海市"})
+    ]
+    assert OutboxEvent.objects.filter(event_type="order.address_changed").count() == 1
+    assert again.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [
+        (
+            {**NEW_ADDRESS, "mobile": "12345"},
+            (
+                400,
+                "validation_error",
+                {"mobile": ["This value does not match the required pattern."]},
+            ),
+        ),
+        (
+            {key: value for key, value in NEW_ADDRESS.items() if key != "detail"},
+            (400, "validation_error", {"detail": ["This field is required."]}),
+        ),
+    ],
+)
+def test_a_bad_address_is_a_400_and_changes_nothing(
+    api, clerk_a, place, pay, shop, water, payload, expected
+):
+    order = place((water, 1), fulfilment=Fulfilment.DELIVERY)
+    pay(order)
+    address = order.address
+    before = books(order, shop, water)
+
+    response = post(api(clerk_a), f"{order.pk}/address/", payload)
+
+    assert error(response) == expected
+    assert books(order, shop, water) == before
+    assert order.address == address
+
+
+def test_the_address_is_locked_once_goods_left_and_pickups_have_none(
+    api, clerk_a, place, pay, shop, water
+):
+    shipped = place((water, 1), fulfilment=Fulfilment.DELIVERY)
+    pay(shipped)
+    shipment_create(order=shipped, carrier_code="SF", tracking_number="SF9", actor=clerk_a)
+    pickup = place((water, 1))
+    client = api(clerk_a)
+    before = books(shipped, shop, water), books(pickup, shop, water)
+
+    locked = post(client, f"{shipped.pk}/address/", NEW_ADDRESS)
+    not_delivery = post(client, f"{pickup.pk}/address/", NEW_ADDRESS)
+
+    assert error(locked) == (409, "address_locked", {"status": ["shipped"]})
+    assert error(not_delivery) == (409, "not_a_delivery", {"fulfilment": ["pickup"]})
+    assert (books(shipped, shop, water), books(pickup, shop, water)) == before
+
+
+def test_another_stores_order_address_is_a_404(api, store_b, place, pay, water):
+    order = place((water, 1), fulfilment=Fulfilment.DELIVERY)
+    pay(order)
+    clerk_b = factories.StaffRoleFactory(role="clerk", store=store_b).user
+
+    response = post(api(clerk_b), f"{order.pk}/address/", NEW_ADDRESS)
+
+    assert response.status_code == 404
+    order.refresh_from_db()
+    assert order.address != NEW_ADDRESS
+
+
 # --- Refunds -----------------------------------------------------------------------------------
 
 
