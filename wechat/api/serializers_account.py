@@ -332,6 +332,10 @@ EVENT_TITLES = {
     "after_sale.approved": gettext_lazy("After-sales approved"),
     "after_sale.rejected": gettext_lazy("After-sales rejected"),
     "after_sale.goods_received": gettext_lazy("Returned goods received"),
+    "order.routed": gettext_lazy("Handed to a delivery partner"),
+    "partner.acknowledged": gettext_lazy("The delivery partner took the order"),
+    "order.address_changed": gettext_lazy("Delivery address changed"),
+    "order.delivery_failed": gettext_lazy("Delivery attempt failed"),
 }
 
 
