@@ -1082,6 +1082,7 @@ def test_every_endpoint_is_in_the_schema():
     assert [path for path in paths if path.startswith("/api/staff/v1/orders/")] == [
         "/api/staff/v1/orders/:",
         "/api/staff/v1/orders/{id}/:",
+        "/api/staff/v1/orders/{id}/address/:",
         "/api/staff/v1/orders/{id}/cancel/:",
         "/api/staff/v1/orders/{id}/mark-delivered/:",
         "/api/staff/v1/orders/{id}/mark-ready/:",
