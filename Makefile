@@ -16,13 +16,15 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $@
 
-## demo: SQLite + filesystem broker, demo data, web + Celery worker + beat on http://127.0.0.1:$(DEMO_PORT)
+## demo: SQLite + filesystem broker, demo data, web + Celery worker + beat on http://127.0.0.1:$(DEMO_PORT),
+## with the WeChat sandbox and the partner sandbox (a courier that ships paid delivery orders)
 demo: export DEBUG ?= 1
 demo: $(VENV)/.installed
 	$(BIN)/python manage.py migrate --verbosity 0
 	$(BIN)/python manage.py seed_demo
 	$(BIN)/python manage.py seed_demo_stock
 	$(BIN)/python manage.py seed_demo_orders
+	$(BIN)/python manage.py partner_demo_setup --quiet --env-file $${DATA_DIR:-var}/partner-sandbox.env
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/honcho --procfile Procfile.demo start
 
 ## test: the whole test suite (SQLite by default; DATABASE_URL / REDIS_URL select PostgreSQL / Redis)

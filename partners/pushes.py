@@ -29,6 +29,7 @@ import time
 import requests
 from django.conf import settings
 from django.db.models import F
+from django.utils import timezone
 
 from partners import signing
 from partners.models import Partner, PartnerOrder, PartnerPush
@@ -147,7 +148,11 @@ def _push_once(event: OutboxEvent, partner: Partner, push_type: str) -> Outcome:
         return done()
     if push.status == Status.FAILED and not _retried_by_staff(event, since=push.updated_at):
         return give_up(push.answer, push.status_code)
-    PartnerPush.objects.filter(pk=push.pk).update(status=Status.SENDING, attempts=F("attempts") + 1)
+    # update() leaves auto_now alone: "last sent at" is written here, so that only a staff retry
+    # after this call sends a refused push again.
+    PartnerPush.objects.filter(pk=push.pk).update(
+        status=Status.SENDING, attempts=F("attempts") + 1, updated_at=timezone.now()
+    )
     body = push_body(event, push_type)
     headers = signing.signed_headers(
         partner_signing_secret(partner=partner),
@@ -192,5 +197,5 @@ def _retried_by_staff(event: OutboxEvent, *, since) -> bool:
 
 def _record(push: PartnerPush, status: str, status_code: int | None, answer: str) -> None:
     PartnerPush.objects.filter(pk=push.pk).update(
-        status=status, status_code=status_code, answer=answer[:2000]
+        status=status, status_code=status_code, answer=answer[:2000], updated_at=timezone.now()
     )

@@ -1,13 +1,44 @@
 """What the partner API reads and answers. The order is shown as in pushes (``data.order``),
 plus the partner's own view of it (``roles``, ``acknowledged_at``) and ``updated_at``."""
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from orders.api.serializers import ErrorOutput
 from orders.models import Order, OrderLine, Shipment
 from retail.models import Store
 
-__all__ = ["ErrorOutput"]
+
+@extend_schema_field(
+    {
+        "type": "object",
+        "additionalProperties": {
+            "anyOf": [{"type": "array", "items": {"type": "string"}}, {"type": "object"}]
+        },
+        "description": "The inputs at fault, each with its messages: "
+        '`{"store": ["..."]}`. A nested input has the same shape inside, lists by index: '
+        '`"address": {"mobile": ["..."]}`, `"lines": {"1": {"quantity": ["..."]}}`, '
+        '`"line_keys": {"0": ["..."]}`. Empty when no one input is at fault.',
+    }
+)
+class ErrorFieldsOutput(serializers.DictField):
+    pass
+
+
+class ErrorBodyOutput(serializers.Serializer):
+    def get_fields(self):
+        # "fields" cannot be a declared field: it is the name of the serializer's own attribute.
+        return {
+            "code": serializers.CharField(),
+            "message": serializers.CharField(),
+            "fields": ErrorFieldsOutput(),
+        }
+
+
+class ErrorOutput(serializers.Serializer):
+    """The one error shape of ``retail.errors``, for the documentation; ``fields`` as
+    ``retail.errors`` gives them, nested inputs included."""
+
+    error = ErrorBodyOutput()
 
 
 class PartnerStoreOutput(serializers.ModelSerializer):
@@ -88,6 +119,7 @@ class ShipmentInput(serializers.Serializer):
         child=serializers.CharField(max_length=40),
         required=False,
         allow_empty=False,
+        min_length=1,  # as allow_empty, for the schema (minItems)
         max_length=200,
         help_text="The lines in this parcel; omitted: every line not shipped yet.",
     )
@@ -96,7 +128,11 @@ class ShipmentInput(serializers.Serializer):
 class DeliveryEventInput(serializers.Serializer):
     status = serializers.ChoiceField(choices=["delivered", "failed"])
     reason = serializers.CharField(
-        max_length=200, required=False, default="", help_text="Required when `failed`."
+        max_length=200,
+        required=False,
+        default="",
+        allow_blank=True,
+        help_text="Required when `failed`.",
     )
 
 
@@ -117,7 +153,10 @@ class AddressInput(serializers.Serializer):
 class OrderCreateInput(serializers.Serializer):
     store = serializers.CharField(max_length=32, help_text="The fulfilling store's code.")
     fulfilment = serializers.ChoiceField(choices=["delivery", "pickup"])
-    lines = OrderLineInput(many=True, allow_empty=False, max_length=100)
+    # A list field, not many=True: the schema then shows its bounds (minItems, maxItems).
+    lines = serializers.ListField(
+        child=OrderLineInput(), allow_empty=False, min_length=1, max_length=100
+    )
     address = AddressInput(required=False, help_text="Required for delivery.")
     note = serializers.CharField(max_length=200, required=False, default="", allow_blank=True)
 

@@ -3,15 +3,22 @@ throttled together, every refusal in the one error shape. Views are thin: they r
 call one service or selector with the key's partner and answer with the order as it stands.
 Another partner's order is a 404, like an unknown one."""
 
+from datetime import UTC
+
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import generics, status
+from rest_framework import generics, serializers, status
+from rest_framework.exceptions import NotFound
 from rest_framework.pagination import CursorPagination
+from rest_framework.parsers import JSONParser
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from orders.models import Order
 from partners import orders, selectors
 from partners.api.serializers import (
     AcknowledgeOutput,
@@ -35,6 +42,7 @@ REFUSALS = {
     403: "`not_a_sales_channel`, `not_the_fulfiller`.",
     404: "`not_found`: no such order among this partner's (another partner's included).",
     409: "A business rule refused it (`illegal_transition`, `not_shippable`, ...).",
+    415: "`unsupported_media_type`: the body is not JSON (`Content-Type: application/json`).",
     422: "`idempotency_key_reused`: the key came with another request.",
     429: "`throttled`: too many calls with this key; see `Retry-After`.",
 }
@@ -48,9 +56,21 @@ def refusals(*codes: int) -> dict:
 
 
 class PartnerView(APIView):
+    # JSON in and out, as documented: a form body cannot carry an order's lines, and partners
+    # are programs, not browsers.
+    parser_classes = [JSONParser]
+    renderer_classes = [JSONRenderer]
     authentication_classes = [PartnerKeyAuthentication]
     permission_classes = [IsPartner]
     throttle_classes = [PartnerKeyThrottle]
+
+    def initial(self, request: Request, *args, **kwargs) -> None:
+        super().initial(request, *args, **kwargs)
+        # No order number holds a NUL, and PostgreSQL refuses one in a query: unknown order.
+        if "\x00" in kwargs.get("number", ""):
+            raise BusinessError(
+                "not_found", _("No such order among this partner's."), status_code=404
+            )
 
     @property
     def partner(self) -> Partner:
@@ -69,18 +89,33 @@ class PartnerOrderPagination(CursorPagination):
     page_size_query_param = "page_size"
     max_page_size = 200
 
+    def decode_cursor(self, request):
+        # DRF answers 404 to a cursor it did not give: for a partner that is invalid input.
+        try:
+            return super().decode_cursor(request)
+        except NotFound:
+            raise BusinessError(
+                "invalid_cursor",
+                str(self.invalid_cursor_message),
+                fields={"cursor": [request.query_params.get(self.cursor_query_param, "")[:40]]},
+                status_code=400,
+            ) from None
+
 
 UPDATED_SINCE = OpenApiParameter(
     "updated_since",
-    str,
+    OpenApiTypes.DATETIME,
     description="ISO 8601 time with its offset: orders changed at or after it.",
 )
-STATUS = OpenApiParameter("status", str, description="Only orders in this status.")
+STATUS = OpenApiParameter(
+    "status", str, enum=Order.Status.values, description="Only orders in this status."
+)
 IDEMPOTENCY_KEY = OpenApiParameter(
     "Idempotency-Key",
     str,
     location=OpenApiParameter.HEADER,
     required=True,
+    pattern=r"^[A-Za-z0-9._:-]{8,64}$",
     description="8 to 64 of `A-Z a-z 0-9 . _ : -`; the same key again returns the first order.",
 )
 
@@ -91,13 +126,16 @@ class OrderListView(PartnerView, generics.ListAPIView):
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # drf-spectacular reading the view
-            return selectors.Order.objects.none()
+            return Order.objects.none()
         since_text = self.request.query_params.get("updated_since")
         since = None
         if since_text is not None:
             try:
                 since = parse_datetime(since_text)
-            except ValueError:
+                if since is not None and since.tzinfo is not None:
+                    # Year 1 or 9999 may not exist in UTC: refused like any bad time.
+                    since = since.astimezone(UTC)
+            except (ValueError, OverflowError):
                 since = None
             if since is None or since.tzinfo is None:
                 raise BusinessError(
@@ -109,6 +147,14 @@ class OrderListView(PartnerView, generics.ListAPIView):
         queryset = selectors.partner_orders(partner=self.partner, updated_since=since)
         wanted = self.request.query_params.get("status")
         if wanted:
+            if wanted not in Order.Status.values:  # PostgreSQL refuses a NUL in a query
+                invalid = serializers.ChoiceField.default_error_messages["invalid_choice"]
+                raise BusinessError(
+                    "validation_error",
+                    _("Some fields are not valid."),
+                    fields={"status": [str(invalid).format(input=wanted[:40])]},
+                    status_code=400,
+                )
             queryset = queryset.filter(status=wanted)
         return queryset
 
@@ -127,7 +173,7 @@ class OrderListView(PartnerView, generics.ListAPIView):
         responses={
             201: PartnerOrderOutput,
             200: OpenApiResponse(PartnerOrderOutput, description="A repeat of a key."),
-            **refusals(400, 403, 404, 409, 422),
+            **refusals(400, 403, 404, 409, 415, 422),
         },
         description="Sales channels: place an order the partner's customer paid. It is "
         "priced by our rules, its stock reserved, and it is paid at once "
@@ -168,7 +214,9 @@ class AcknowledgeView(PartnerView):
     )
     def post(self, request: Request, number: str) -> Response:
         link = orders.partner_order_acknowledge(partner=self.partner, number=number)
-        return Response({"number": number, "acknowledged_at": link.acknowledged_at})
+        return Response(
+            AcknowledgeOutput({"number": number, "acknowledged_at": link.acknowledged_at}).data
+        )
 
 
 class ShipmentsView(PartnerView):
@@ -177,7 +225,7 @@ class ShipmentsView(PartnerView):
         responses={
             201: PartnerOrderOutput,
             200: OpenApiResponse(PartnerOrderOutput, description="The same tracking number."),
-            **refusals(400, 403, 404, 409),
+            **refusals(400, 403, 404, 409, 415),
         },
         description="A parcel left: carrier code, tracking number and the lines in it "
         "(all unshipped lines when omitted). The order is `shipped` when its last line "
@@ -199,7 +247,7 @@ class ShipmentsView(PartnerView):
 class DeliveryEventsView(PartnerView):
     @extend_schema(
         request=DeliveryEventInput,
-        responses={200: PartnerOrderOutput, **refusals(400, 403, 404, 409)},
+        responses={200: PartnerOrderOutput, **refusals(400, 403, 404, 409, 415)},
         description="`delivered`: the order is delivered (a repeat changes nothing). "
         "`failed` with a `reason`: noted on the order, which stays shipped.",
     )
@@ -213,7 +261,7 @@ class DeliveryEventsView(PartnerView):
 class CancelView(PartnerView):
     @extend_schema(
         request=CancelInput,
-        responses={200: PartnerOrderOutput, **refusals(400, 403, 404, 409)},
+        responses={200: PartnerOrderOutput, **refusals(400, 403, 404, 409, 415)},
         description="Sales channels: cancel an order before its goods leave; it is refunded "
         "in full through the partner and its stock freed. Twice changes nothing.",
     )

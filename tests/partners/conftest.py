@@ -151,3 +151,39 @@ def place_paid(testpay, member, goods, django_capture_on_commit_callbacks):
         return order
 
     return _place
+
+
+# --- The WeChat sandbox, for the end-to-end tests -------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def wechat_sandbox_server():
+    """The WeChat sandbox on a free port for the session (as tests/wechat/conftest.py runs it)."""
+    from wechat.sandbox import SandboxServer
+
+    server = SandboxServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def wechat_sandbox(settings, wechat_sandbox_server):
+    """The WeChat client pointed at a reset WeChat sandbox, its token in this test's cache;
+    the settings tests/wechat/conftest.py gives every WeChat test."""
+    import uuid
+
+    from wechat.sandbox import SANDBOX_APP_ID, SANDBOX_APP_SECRET
+
+    wechat_sandbox_server.sandbox.reset()
+    settings.WECHAT_APP_ID = SANDBOX_APP_ID
+    settings.WECHAT_APP_SECRET = SANDBOX_APP_SECRET
+    settings.WECHAT_API_BASE_URL = wechat_sandbox_server.url
+    settings.WECHAT_TIMEOUT_SECONDS = 2.0
+    settings.WECHAT_RETRY_ATTEMPTS = 3
+    settings.WECHAT_RETRY_BACKOFF_SECONDS = 0.01
+    settings.WECHAT_STABLE_TOKEN = True
+    settings.WECHAT_TOKEN_KEY_PREFIX = f"test-wechat-{uuid.uuid4().hex}"
+    settings.WECHAT_MINIPROGRAM_STATE = "formal"
+    settings.REDIS_URL = ""
+    yield wechat_sandbox_server
+    wechat_sandbox_server.sandbox.reset()

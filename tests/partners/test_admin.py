@@ -5,7 +5,7 @@ from django.contrib.messages import get_messages
 from django.urls import reverse
 
 from partners import services
-from partners.models import Partner, PartnerApiKey
+from partners.models import Partner, PartnerApiKey, PartnerOrder, PartnerPush, RoutingRule
 
 pytestmark = pytest.mark.django_db
 
@@ -16,7 +16,12 @@ def _english_pages(client):
     client.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"
 
 
-INLINE = {"api_keys-TOTAL_FORMS": "0", "api_keys-INITIAL_FORMS": "0"}
+INLINE = {
+    "api_keys-TOTAL_FORMS": "0",
+    "api_keys-INITIAL_FORMS": "0",
+    "rules-TOTAL_FORMS": "0",
+    "rules-INITIAL_FORMS": "0",
+}
 
 
 def messages_of(response) -> list[str]:
@@ -121,7 +126,8 @@ def test_the_keys_inline_is_read_only(client, hq_user, courier):
 
     response = client.get(reverse("admin:partners_partner_change", args=[courier.pk]))
 
-    inline = response.context["inline_admin_formsets"][0]
+    inlines = {inline.opts.model: inline for inline in response.context["inline_admin_formsets"]}
+    inline = inlines[PartnerApiKey]
     assert inline.has_add_permission is False
     assert inline.has_change_permission is False
     assert inline.has_delete_permission is False
@@ -222,3 +228,89 @@ def test_nobody_deletes_or_adds_keys_in_the_admin(client, hq_user, courier):
     assert response.status_code == 403
     assert Partner.objects.filter(pk=courier.pk).exists()
     assert PartnerApiKey.objects.filter(pk=key.pk).exists()
+
+
+def test_hq_adds_a_routing_rule_and_a_bad_channel_is_refused(client, hq_user, courier, store_a):
+    client.force_login(hq_user)
+    url = reverse("admin:partners_routingrule_add")
+    form = {
+        "name": "门店无自配送",
+        "partner": courier.pk,
+        "priority": "20",
+        "active": "on",
+        "store_kind": "store",
+        "without_ship_from_store": "on",
+        "stores": [store_a.pk],
+    }
+
+    refused = client.post(url, {**form, "channels": '["mini_shop", "teleport"]'})
+    added = client.post(url, {**form, "channels": '["mini_shop", "h5"]'})
+
+    assert refused.status_code == 200
+    assert "A list of channels among: counter, h5, mini_shop, partner." in (
+        refused.content.decode()
+    )
+    assert added.status_code == 302
+    rule = RoutingRule.objects.get()
+    assert (
+        rule.name,
+        rule.partner,
+        rule.priority,
+        rule.store_kind,
+        rule.without_ship_from_store,
+        rule.channels,
+        list(rule.stores.all()),
+    ) == ("门店无自配送", courier, 20, "store", True, ["mini_shop", "h5"], [store_a])
+
+
+def test_rules_are_switched_off_not_deleted(client, hq_user, courier):
+    rule = RoutingRule.objects.create(name="全部", partner=courier)
+    client.force_login(hq_user)
+
+    response = client.post(reverse("admin:partners_routingrule_delete", args=[rule.pk]))
+
+    assert response.status_code == 403
+    assert RoutingRule.objects.filter(pk=rule.pk).exists()
+
+
+@pytest.mark.parametrize("model", ["routingrule", "partnerorder", "partnerpush"])
+def test_store_staff_see_no_routing_orders_or_pushes(client, manager_a, model):
+    client.force_login(manager_a)
+
+    response = client.get(reverse(f"admin:partners_{model}_changelist"))
+
+    assert response.status_code == 403
+
+
+def test_hq_reads_partner_orders_and_pushes_but_changes_nothing(
+    client, hq_user, courier, place_paid, warehouse, warehouse_rule
+):
+    courier.webhook_url = ""
+    courier.save(update_fields=["webhook_url"])
+    order = place_paid(warehouse)
+    link = PartnerOrder.objects.get(order=order)
+    push = PartnerPush.objects.create(
+        partner=courier,
+        event_id="6f1c5f8e-0000-4000-8000-000000000001",
+        event_type="order.paid",
+        order_number=order.number,
+        status="failed",
+        status_code=400,
+        answer="HTTP 400: unknown store",
+    )
+    client.force_login(hq_user)
+
+    orders_page = client.get(reverse("admin:partners_partnerorder_changelist"))
+    pushes_page = client.get(reverse("admin:partners_partnerpush_changelist"))
+    change = client.post(
+        reverse("admin:partners_partnerpush_change", args=[push.pk]), {"status": "delivered"}
+    )
+
+    assert orders_page.status_code == 200
+    assert order.number in orders_page.content.decode()
+    assert pushes_page.status_code == 200
+    assert "HTTP 400" not in pushes_page.content.decode()  # the answer is on the row's page
+    assert change.status_code == 403
+    push.refresh_from_db()
+    assert push.status == "failed"
+    assert link.role == "fulfil"
