@@ -193,6 +193,8 @@ def order_snapshot(order: Order, *, event: OrderEvent) -> dict:
             "paid_fen": order.paid_fen,
             "refunded_fen": order.refunded_fen,
             "address": order.address,
+            "note": order.note,
+            "pickup_code": order.pickup_code,
             "created_at": order.created_at.isoformat(),
             "paid_at": order.paid_at.isoformat() if order.paid_at else None,
             "lines": [

@@ -22,6 +22,11 @@ class Partner(models.Model):
     # Fernet token of the HMAC secret pushes are signed with (partners.services): pushes need
     # the secret itself, so it is encrypted, not hashed.
     signing_secret_encrypted = models.TextField(_("signing secret (encrypted)"), editable=False)
+    # The secret before the last rotation: pushes are signed with both for
+    # PARTNER_SECRET_ROTATION_HOURS, so the partner can switch without refusing any.
+    previous_signing_secret_encrypted = models.TextField(
+        _("previous signing secret (encrypted)"), blank=True, editable=False
+    )
     signing_secret_rotated_at = models.DateTimeField(
         _("signing secret set at"), null=True, editable=False
     )

@@ -33,7 +33,7 @@ from django.utils import timezone
 
 from partners import signing
 from partners.models import Partner, PartnerOrder, PartnerPush
-from partners.services import partner_signing_secret
+from partners.services import partner_push_secrets
 from retail.models import OutboxDelivery, OutboxEvent
 from retail.outbox import Outcome, Verdict, done, give_up, retry, subscribe
 
@@ -108,6 +108,7 @@ def push_body(event: OutboxEvent, push_type: str) -> bytes:
         for key, value in event.payload["order"].items()
         if key not in {"id", "member_id"}
     }
+    order["store"] = {key: value for key, value in order["store"].items() if key != "id"}
     data: dict = {"order": order}
     if push_type == "order.refunded":
         data["refund"] = {"amount_fen": event.payload["event"]["data"].get("amount_fen")}
@@ -154,12 +155,9 @@ def _push_once(event: OutboxEvent, partner: Partner, push_type: str) -> Outcome:
         status=Status.SENDING, attempts=F("attempts") + 1, updated_at=timezone.now()
     )
     body = push_body(event, push_type)
+    secret, previous = partner_push_secrets(partner=partner)
     headers = signing.signed_headers(
-        partner_signing_secret(partner=partner),
-        push_type,
-        str(event.event_id),
-        int(time.time()),
-        body,
+        secret, push_type, str(event.event_id), int(time.time()), body, previous
     )
     headers["Content-Type"] = "application/json; charset=utf-8"
     try:

@@ -50,8 +50,25 @@ def partner_signing_secret(*, partner: Partner) -> str:
     return _fernet().decrypt(partner.signing_secret_encrypted.encode()).decode()
 
 
+def partner_push_secrets(*, partner: Partner, now=None) -> tuple[str, tuple[str, ...]]:
+    """The secret pushes are signed with, and the previous one while its rotation is recent
+    (``PARTNER_SECRET_ROTATION_HOURS``): pushes then carry a signature made with each."""
+    now = now or timezone.now()
+    current = partner_signing_secret(partner=partner)
+    grace = timedelta(hours=settings.PARTNER_SECRET_ROTATION_HOURS)
+    if (
+        partner.previous_signing_secret_encrypted
+        and partner.signing_secret_rotated_at is not None
+        and now - partner.signing_secret_rotated_at < grace
+    ):
+        previous = _fernet().decrypt(partner.previous_signing_secret_encrypted.encode()).decode()
+        return current, (previous,)
+    return current, ()
+
+
 def _new_signing_secret(partner: Partner) -> str:
     raw = secrets.token_urlsafe(32)
+    partner.previous_signing_secret_encrypted = partner.signing_secret_encrypted or ""
     partner.signing_secret_encrypted = _fernet().encrypt(raw.encode()).decode()
     partner.signing_secret_rotated_at = timezone.now()
     return raw
@@ -88,10 +105,16 @@ def partner_create(
 
 
 def partner_signing_secret_rotate(*, partner: Partner) -> str:
-    """A new signing secret for ``partner``, returned raw (shown once); the old one stops
-    signing at once."""
+    """A new signing secret for ``partner``, returned raw (shown once). Pushes are signed with
+    the new one and, for ``PARTNER_SECRET_ROTATION_HOURS``, with the old one too."""
     raw = _new_signing_secret(partner)
-    partner.save(update_fields=["signing_secret_encrypted", "signing_secret_rotated_at"])
+    partner.save(
+        update_fields=[
+            "signing_secret_encrypted",
+            "previous_signing_secret_encrypted",
+            "signing_secret_rotated_at",
+        ]
+    )
     return raw
 
 

@@ -49,14 +49,21 @@ def sign(secret: str | bytes, timestamp: int, body: bytes) -> str:
 
 
 def signed_headers(
-    secret: str | bytes, event_type: str, event_id: str, timestamp: int, body: bytes
+    secret: str | bytes,
+    event_type: str,
+    event_id: str,
+    timestamp: int,
+    body: bytes,
+    previous_secrets: tuple[str | bytes, ...] = (),
 ) -> dict[str, str]:
-    """All four push headers for one push."""
+    """All four push headers for one push. While a secret is being rotated the push is also
+    signed with the ``previous_secrets``: one ``v1=`` value each, after the current one's."""
+    signatures = [sign(key, timestamp, body) for key in (secret, *previous_secrets)]
     return {
         EVENT_HEADER: event_type,
         EVENT_ID_HEADER: event_id,
         TIMESTAMP_HEADER: str(int(timestamp)),
-        SIGNATURE_HEADER: sign(secret, timestamp, body),
+        SIGNATURE_HEADER: ", ".join(signatures),
     }
 
 

@@ -493,6 +493,8 @@ WECHAT_SUBSCRIBE_TEMPLATES = env.json(
 # Encrypts partners' push-signing secrets at rest. Required outside DEBUG; with DEBUG (the demo,
 # the tests) it falls back to a key derived from SECRET_KEY.
 PARTNER_SECRET_KEY = env("PARTNER_SECRET_KEY", default="")
+# After a signing secret is rotated, pushes carry a signature with the old secret too this long.
+PARTNER_SECRET_ROTATION_HOURS = env.float("PARTNER_SECRET_ROTATION_HOURS", default=24.0)
 # Pushes to partners' webhooks: seconds to wait for an answer (a timeout is retried).
 PARTNER_PUSH_TIMEOUT_SECONDS = env.float("PARTNER_PUSH_TIMEOUT_SECONDS", default=5.0)
 # Calls per API key to the partner API, counted in the cache (Redis when REDIS_URL is set).

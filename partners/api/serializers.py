@@ -89,6 +89,7 @@ class PartnerOrderOutput(serializers.ModelSerializer):
             "store",
             "address",
             "note",
+            "pickup_code",
             "subtotal_fen",
             "discount_fen",
             "shipping_fen",

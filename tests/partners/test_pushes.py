@@ -144,7 +144,7 @@ def order_data(
         "status": status,
         "channel": "mini_shop",
         "fulfilment": "delivery",
-        "store": {"id": order.store_id, "code": "WH01", "name": "嘉定仓"},
+        "store": {"code": "WH01", "name": "嘉定仓"},
         "subtotal_fen": 13880,
         "discount_fen": 0,
         "shipping_fen": 0,
@@ -152,6 +152,8 @@ def order_data(
         "paid_fen": 13880,
         "refunded_fen": refunded_fen,
         "address": address,
+        "note": "",
+        "pickup_code": "",
         "created_at": order.created_at.isoformat(),
         "paid_at": order.paid_at.isoformat(),
         "lines": [

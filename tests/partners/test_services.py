@@ -1,7 +1,7 @@
 """Partners, their API keys and signing secrets (partners.services)."""
 
 import hashlib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
@@ -9,7 +9,7 @@ from cryptography.fernet import InvalidToken
 from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError
 
-from partners import services
+from partners import services, signing
 from partners.models import Partner, PartnerApiKey
 from retail.errors import BusinessError
 
@@ -94,6 +94,30 @@ def test_rotate_replaces_the_secret(courier):
     assert raw != old
     assert services.partner_signing_secret(partner=courier) == raw
     assert courier.signing_secret_rotated_at == datetime(2026, 11, 26, 2, 0, tzinfo=UTC)
+
+
+def test_after_a_rotation_pushes_are_signed_with_both_secrets_for_a_day(courier, settings):
+    settings.PARTNER_SECRET_ROTATION_HOURS = 24
+    first = services.partner_signing_secret(partner=courier)
+    assert services.partner_push_secrets(partner=courier) == (first, ())
+    t0 = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
+
+    with time_machine.travel(t0, tick=False):
+        second = services.partner_signing_secret_rotate(partner=courier)
+    courier.refresh_from_db()
+    within = services.partner_push_secrets(partner=courier, now=t0 + timedelta(hours=23))
+    after = services.partner_push_secrets(partner=courier, now=t0 + timedelta(hours=24))
+    body = b'{"id":"evt_9"}'
+    header = signing.signed_headers(second, "order.paid", "evt_9", 1_795_000_000, body, (first,))
+
+    assert within == (second, (first,))
+    assert after == (second, ())
+    assert header["X-Partner-Signature"] == (
+        f"{signing.sign(second, 1_795_000_000, body)}, {signing.sign(first, 1_795_000_000, body)}"
+    )
+    # A partner still on the old secret, and one already on the new, both accept the push.
+    assert signing.verify(first, header, body, now=1_795_000_000) is None
+    assert signing.verify(second, header, body, now=1_795_000_000) is None
 
 
 def test_partner_save_keeps_the_secret_of_a_partner_it_changes(courier):
