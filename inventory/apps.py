@@ -26,3 +26,7 @@ class InventoryConfig(AppConfig):
         }
         grant_role_permissions(Role.CLERK, seeing)
         grant_role_permissions(Role.STORE_MANAGER, seeing | changing)
+
+        from inventory.console.nav import register
+
+        register()

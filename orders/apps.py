@@ -31,5 +31,11 @@ class OrdersConfig(AppConfig):
         fulfilling = {"orders.change_order", "orders.add_shipment"}
         # Money back is a manager's call.
         refunding = {"orders.add_refund", "orders.change_aftersale", "orders.view_paymentissue"}
-        grant_role_permissions(Role.CLERK, seeing | fulfilling)
-        grant_role_permissions(Role.STORE_MANAGER, seeing | fulfilling | refunding)
+        # Selling at the counter (the console's POS).
+        selling = {"orders.add_order"}
+        grant_role_permissions(Role.CLERK, seeing | fulfilling | selling)
+        grant_role_permissions(Role.STORE_MANAGER, seeing | fulfilling | selling | refunding)
+
+        from orders.console.nav import register
+
+        register()

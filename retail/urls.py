@@ -21,6 +21,7 @@ urlpatterns = [
     path("api/shop/v1/", include("wechat.api.urls")),
     path("api/partner/v1/", include("partners.api.urls")),
     path("shop/", include("wechat.h5.urls")),
+    path("console/", include("retail.console.urls")),
     path("wechat/pay/", include("wechat.pay.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
