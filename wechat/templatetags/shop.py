@@ -3,17 +3,13 @@
 from django import template
 from django.utils.translation import gettext as _
 
-from retail.money import fen_to_yuan
+from retail.templatetags.console import yuan
 
 register = template.Library()
 
 
-@register.filter
-def yuan(fen: int | None) -> str:
-    """``1250`` -> ``¥12.50``."""
-    if fen is None or fen == "":
-        return ""
-    return f"¥{fen_to_yuan(int(fen))}"
+# The one money filter, shared with the console.
+register.filter("yuan", yuan)
 
 
 @register.filter
