@@ -191,6 +191,8 @@ def after_sale_receive_return(*, after_sale: AfterSale | int, actor: User | None
         if (
             request.kind != AfterSale.Kind.RETURN_AND_REFUND
             or request.status != AfterSale.Status.APPROVED
+            # Received already; its refund is on its way (a second call would refund twice).
+            or request.restocked_at is not None
         ):
             raise _refuse(
                 "not_awaiting_goods",
