@@ -1,3 +1,9 @@
-from django.urls import path  # noqa: F401
+"""The WeChat app's console pages, under ``/console/<store_code>/wechat/``."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from wechat.console import views
+
+urlpatterns = [
+    path("pos/code/", views.pos_pay_by_code, name="pos-wechat"),
+]
