@@ -107,6 +107,8 @@ class Order(models.Model):
             models.Index(fields=["status", "expires_at"], name="order_status_expiry"),
             models.Index(fields=["member", "-created_at"], name="order_member_time"),
             models.Index(fields=["-created_at", "-id"], name="order_created"),
+            # The console dashboard's sales of a day and of the last 30 days.
+            models.Index(fields=["store", "paid_at"], name="order_store_paid"),
         ]
         constraints = [
             models.UniqueConstraint(

@@ -360,6 +360,12 @@ class OutboxDelivery(models.Model):
             ),
             # The admin's list filter: what is dead or failing for a subscriber.
             models.Index(fields=["subscriber", "state"], name="outbox_delivery_subscriber"),
+            # The console's "sync trouble": failing and dead deliveries, a sliver of the table.
+            models.Index(
+                fields=["state", "event"],
+                condition=Q(state__in=["failed", "dead"]),
+                name="outbox_delivery_trouble",
+            ),
         ]
 
     def __str__(self) -> str:
