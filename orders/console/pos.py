@@ -16,6 +16,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.http import urlencode
 from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
 from django.views.decorators.http import require_GET, require_POST
 
 from members.models import Coupon, Member, PointsEntry, Scope
@@ -61,7 +62,7 @@ def _texts() -> dict[str, str]:
         "remove": _("Remove"),
         "quantity": _("Quantity"),
         "only_left": _("only %(units)s left"),
-        "change": _("Change"),
+        "change": pgettext("cash", "Change"),
         "short": _("Short by"),
         "paying_cash": _("Completing the sale…"),
         "paying_wechat": _("Waiting for WeChat Pay: the shopper may need to confirm on her phone…"),
