@@ -76,6 +76,8 @@ ADDRESSES = "shop: addresses"
 
 VALIDATION = {400: ["validation_error"]}
 NOT_FOUND = {404: ["not_found"]}
+# A cursor the API never gave (retail.api.pagination).
+CURSOR = {400: ["invalid_cursor"]}
 CHECKOUT_REFUSALS = {
     400: [
         "validation_error",
@@ -296,7 +298,10 @@ class OrderListView(ShopperListView):
         tags=[ORDERS],
         summary="The shopper's orders, newest first (every channel)",
         parameters=[OrderQueryInput],
-        responses={200: OrderListOutput(many=True), **error_responses(VALIDATION, AUTH_ERRORS)},
+        responses={
+            200: OrderListOutput(many=True),
+            **error_responses(VALIDATION, CURSOR, AUTH_ERRORS),
+        },
     )
     def get(self, request: Request, *args, **kwargs) -> Response:
         return super().get(request, *args, **kwargs)
@@ -459,7 +464,7 @@ class PointsHistoryView(ShopperListView):
         operation_id="shop_points",
         tags=[MEMBER],
         summary="The points history, newest first",
-        responses={200: PointsEntryOutput(many=True), **error_responses(AUTH_ERRORS)},
+        responses={200: PointsEntryOutput(many=True), **error_responses(CURSOR, AUTH_ERRORS)},
     )
     def get(self, request: Request, *args, **kwargs) -> Response:
         return super().get(request, *args, **kwargs)

@@ -11,11 +11,11 @@ from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers
 from rest_framework.exceptions import ValidationError
-from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from members.models import Member
+from retail.api.pagination import CursorPagination
 from wechat import selectors
 from wechat.api.auth import PublicAPIView, Shopper, ShopperTokenAuthentication
 from wechat.api.filters import ProductFilter
@@ -176,7 +176,7 @@ class ProductListView(generics.ListAPIView):
         ),
         responses={
             200: ProductOutput(many=True),
-            **error_responses({400: ["validation_error"]}, OPTIONAL_AUTH_ERRORS),
+            **error_responses({400: ["validation_error", "invalid_cursor"]}, OPTIONAL_AUTH_ERRORS),
         },
     )
     def get(self, request: Request) -> Response:

@@ -4,7 +4,7 @@ shape with the codes each endpoint documents."""
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from drf_spectacular.utils import OpenApiResponse
+from drf_spectacular.utils import OpenApiResponse, extend_schema_field
 from rest_framework import serializers
 
 from members.models import Member
@@ -41,10 +41,26 @@ class MemberSummaryOutput(serializers.ModelSerializer):
         return bool(member.mobile)
 
 
+@extend_schema_field(
+    {
+        "type": "object",
+        "additionalProperties": {
+            "anyOf": [{"type": "array", "items": {"type": "string"}}, {"type": "object"}]
+        },
+        "description": "The inputs at fault, each with its messages: "
+        '`{"store": ["..."]}`. A nested input has the same shape inside, lists by index: '
+        '`"skus": {"0": ["..."]}`, `"lines": {"1": {"quantity": ["..."]}}`. '
+        "Empty when no one input is at fault.",
+    }
+)
+class ErrorFieldsOutput(serializers.DictField):
+    pass
+
+
 class ErrorDetailOutput(serializers.Serializer):
     code = serializers.CharField()
     message = serializers.CharField()
-    fields = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
+    fields = ErrorFieldsOutput()
 
 
 class ErrorOutput(serializers.Serializer):
@@ -78,6 +94,14 @@ def error_responses(*groups: Mapping[int, Iterable[str]]) -> dict[int, Any]:
 # --- Stores, catalogue, recommendations -----------------------------------------------------
 
 
+@extend_schema_field({"type": "string", "pattern": "^[0-2][0-9]:[0-5][0-9]$", "example": "09:00"})
+class ClockTimeField(serializers.TimeField):
+    """A time of day as ``HH:MM`` (not OpenAPI's "time" format, which has seconds)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(format="%H:%M", **kwargs)
+
+
 class StoreCardOutput(serializers.Serializer):
     """A store as the home page and the store picker show it."""
 
@@ -90,8 +114,8 @@ class StoreCardOutput(serializers.Serializer):
     longitude = serializers.FloatField(source="store.longitude", help_text="GCJ-02")
     distance_m = serializers.IntegerField(allow_null=True, help_text="Null without a location.")
     open_now = serializers.BooleanField()
-    opens_at = serializers.TimeField(source="store.opens_at", format="%H:%M")
-    closes_at = serializers.TimeField(source="store.closes_at", format="%H:%M")
+    opens_at = ClockTimeField(source="store.opens_at")
+    closes_at = ClockTimeField(source="store.closes_at")
     offers_pickup = serializers.BooleanField(source="store.offers_pickup")
     offers_ship_from_store = serializers.BooleanField(source="store.offers_ship_from_store")
     delivery_radius_m = serializers.IntegerField(
