@@ -260,6 +260,23 @@ class PointsEntry(models.Model):
                 fields=["member", "reason", "reference"], name="points_once_per_reason_reference"
             ),
             models.CheckConstraint(condition=~Q(points=0), name="points_not_zero"),
+            # The points history names every reason: an unknown one is a bug, refused here.
+            models.CheckConstraint(
+                condition=Q(
+                    reason__in=[
+                        "earn",
+                        "redeem",
+                        "redeem_restored",
+                        "earn_reversed",
+                        "referral",
+                        "expire",
+                        "merge_in",
+                        "merge_out",
+                        "adjust",
+                    ]
+                ),
+                name="points_reason_valid",
+            ),
             models.CheckConstraint(
                 condition=Q(balance_after__gte=0), name="points_balance_after_gte_0"
             ),

@@ -626,3 +626,14 @@ def test_the_history_reads_newest_first_with_the_staff_in_one_query(
         rows = [(entry.reason, entry.actor) for entry in member_points_entries(member=member)]
 
     assert rows == [("redeem", None), ("adjust", hq_user)]
+
+
+def test_the_database_refuses_an_unknown_reason(db):
+    member = MemberFactory()
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        points_apply(member=member, points=10, reason="adjustment", reference="typo")
+
+    member.refresh_from_db()
+    assert (member.points_balance, PointsEntry.objects.filter(member=member).count()) == (0, 0)
+    assert Member.objects.filter(pk=member.pk).exists()
