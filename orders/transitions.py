@@ -78,7 +78,9 @@ def transition_allowed(*, order: Order, to: str, cause: str) -> bool:
 def order_locked(order: Order | int) -> Order:
     """The order, re-read under a row lock; call inside a transaction."""
     order_id = order if isinstance(order, int) else order.pk
-    return Order.objects.select_for_update().select_related("store").get(pk=order_id)
+    # ``of``: lock the order only; without it PostgreSQL also locks the joined store row, so
+    # every payment in a store queued on it and deadlocked with checkouts (bench/flash_sale.py).
+    return Order.objects.select_for_update(of=("self",)).select_related("store").get(pk=order_id)
 
 
 def order_transition(

@@ -130,3 +130,40 @@ def test_refunds_racing_never_exceed_what_was_paid(store):
     assert tally(outcomes) == {WON: 6, "refund_exceeds_paid": 6}
     assert Refund.objects.aggregate(total=Sum("amount_fen"))["total"] == 1800
     assert Order.objects.get(pk=order_id).refunded_fen == 1800
+
+
+def test_locking_an_order_leaves_its_store_row_free(store):
+    """``order_locked`` locks the order only: a store row locked with it made every payment in
+    the store queue behind one another and deadlock with checkouts (bench/flash_sale.py)."""
+    import threading
+
+    from django.db import transaction
+
+    from orders.transitions import order_locked
+    from retail.models import Store
+
+    sku = stocked(store, 5, "LOCK-1")
+    order = checkout(store, MemberFactory(), [(sku, 1)], "lock-1")()
+    answers = []
+    locked = threading.Event()
+    done = threading.Event()
+
+    def hold_the_order():
+        with transaction.atomic():
+            order_locked(order)
+            locked.set()
+            done.wait(10)
+        connection.close()
+
+    holder = threading.Thread(target=hold_the_order)
+    holder.start()
+    try:
+        assert locked.wait(10)
+        with transaction.atomic():
+            # NOWAIT: refused at once if another transaction holds the row.
+            answers.append(Store.objects.select_for_update(nowait=True).get(pk=store.pk).code)
+    finally:
+        done.set()
+        holder.join()
+
+    assert answers == ["SH001"]
