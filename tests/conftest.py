@@ -74,3 +74,19 @@ def manager_a(store_a):
 @pytest.fixture
 def clerk_a(store_a):
     return factories.StaffRoleFactory(role="clerk", store=store_a).user
+
+
+@pytest.fixture
+def ledger_emptied_after(transactional_db):
+    """For tests against a live server on SQLite: see ``tests.live.ledger_empty_on_sqlite``."""
+    from tests.live import ledger_empty_on_sqlite
+
+    yield
+    ledger_empty_on_sqlite()
+
+
+@pytest.fixture
+def live_settings(settings):
+    # The live server speaks plain HTTP: cookies marked Secure would not come back.
+    settings.SESSION_COOKIE_SECURE = False
+    settings.CSRF_COOKIE_SECURE = False

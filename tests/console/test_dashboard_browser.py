@@ -13,57 +13,28 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
-from django.conf import settings as django_settings
-from django.db import connection
 from django.utils import timezone
 
 from inventory.models import StockMovement
 from orders.models import ActorKind, Channel, Fulfilment, Order, OrderEvent, OrderStatus
 from retail.models import OutboxDelivery, OutboxEvent
 from tests import factories
+from tests.live import ARTIFACTS, CHROMIUM, launch
 
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(django_settings.BASE_DIR) / "var" / "test-artifacts"
 SH = ZoneInfo("Asia/Shanghai")
-LEDGER_TRIGGER = "inventory_stockmovement_no_delete"
 S = OrderStatus
 
 sync_api = pytest.importorskip(
     "playwright.sync_api", reason="Playwright is not installed (pip install playwright==1.65.2)"
 )
 pytestmark = [
+    pytest.mark.usefixtures("ledger_emptied_after"),
     pytest.mark.django_db(transaction=True),
     pytest.mark.skipif(
         not Path(CHROMIUM).exists() and shutil.which("chromium") is None,
         reason=f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)",
     ),
 ]
-
-
-@pytest.fixture(autouse=True)
-def ledger_emptied_after(transactional_db):
-    """After each test the database is emptied row by row on SQLite (PostgreSQL truncates),
-    which the stock ledger's append-only trigger refuses: the ledger goes first, its trigger
-    lifted for that one statement (as in tests/wechat/test_pay_e2e.py)."""
-    yield
-    if connection.vendor != "sqlite":
-        return
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = %s",
-            [LEDGER_TRIGGER],
-        )
-        (create,) = cursor.fetchone()
-        cursor.execute(f"DROP TRIGGER {LEDGER_TRIGGER}")
-        cursor.execute("DELETE FROM inventory_stockmovement")
-        cursor.execute(create)
-
-
-@pytest.fixture
-def live_settings(settings):
-    # The live server speaks plain HTTP: cookies marked Secure would not come back.
-    settings.SESSION_COOKIE_SECURE = False
-    settings.CSRF_COOKIE_SECURE = False
 
 
 @pytest.fixture
@@ -73,13 +44,6 @@ def evening():
     today = timezone.now().astimezone(SH).date()
     with time_machine.travel(datetime.combine(today, time(19, 45), tzinfo=SH), tick=True):
         yield datetime.combine(today, time(19, 45), tzinfo=SH)
-
-
-def launch(playwright):
-    return playwright.chromium.launch(
-        executable_path=CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium"),
-        args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-    )
 
 
 # (hour, minute, channel, fulfilment, status, total fen, refunded fen) of today's orders.

@@ -11,22 +11,19 @@ import shutil
 from pathlib import Path
 
 import pytest
-from django.conf import settings as django_settings
-from django.db import connection
 
 from inventory.models import StockItem, StockMovement
 from orders.models import Order, OrderStatus, Shipment
 from retail.models import OutboxEvent
+from tests.live import ARTIFACTS, CHROMIUM, launch
 
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(django_settings.BASE_DIR) / "var" / "test-artifacts"
 DESK = {"width": 1280, "height": 800}
-LEDGER_TRIGGER = "inventory_stockmovement_no_delete"
 
 sync_api = pytest.importorskip(
     "playwright.sync_api", reason="Playwright is not installed (pip install playwright==1.65.2)"
 )
 pytestmark = [
+    pytest.mark.usefixtures("ledger_emptied_after"),
     pytest.mark.django_db(transaction=True),
     pytest.mark.skipif(
         not Path(CHROMIUM).exists() and shutil.which("chromium") is None,
@@ -35,42 +32,9 @@ pytestmark = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def ledger_emptied_after(transactional_db):
-    """After each test the database is emptied row by row on SQLite (PostgreSQL truncates),
-    which the stock ledger's append-only trigger refuses: the ledger goes first, its trigger
-    lifted for that one statement (as tests/wechat/test_pay_e2e.py does)."""
-    yield
-    if connection.vendor != "sqlite":
-        return
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = %s",
-            [LEDGER_TRIGGER],
-        )
-        (create,) = cursor.fetchone()
-        cursor.execute(f"DROP TRIGGER {LEDGER_TRIGGER}")
-        cursor.execute("DELETE FROM inventory_stockmovement")
-        cursor.execute(create)
-
-
-@pytest.fixture
-def live_settings(settings):
-    # The live server speaks plain HTTP: cookies marked Secure would not come back.
-    settings.SESSION_COOKIE_SECURE = False
-    settings.CSRF_COOKIE_SECURE = False
-
-
 def shot(page, name: str) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"desk-{name}.png"), full_page=True)
-
-
-def launch(playwright):
-    return playwright.chromium.launch(
-        executable_path=CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium"),
-        args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-    )
 
 
 def stock(store, sku) -> tuple[int, int]:

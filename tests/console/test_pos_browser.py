@@ -12,24 +12,21 @@ import shutil
 from pathlib import Path
 
 import pytest
-from django.conf import settings as django_settings
-from django.db import connection
 
 from inventory.models import StockItem, StockMovement
 from members.models import Coupon, Member
 from members.services.identity import member_code_issue
 from orders.models import Channel, Fulfilment, Order, Payment
 from tests.console.conftest import POS_OIL_BARCODE, POS_RICE_BARCODE
+from tests.live import ARTIFACTS, CHROMIUM, launch
 
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(django_settings.BASE_DIR) / "var" / "test-artifacts"
-LEDGER_TRIGGER = "inventory_stockmovement_no_delete"
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 
 sync_api = pytest.importorskip(
     "playwright.sync_api", reason="Playwright is not installed (pip install playwright==1.65.2)"
 )
 pytestmark = [
+    pytest.mark.usefixtures("ledger_emptied_after"),
     pytest.mark.django_db(transaction=True),
     pytest.mark.skipif(
         not Path(CHROMIUM).exists() and shutil.which("chromium") is None,
@@ -38,42 +35,9 @@ pytestmark = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def ledger_emptied_after(transactional_db):
-    """On SQLite the database is emptied row by row after each test, which the stock ledger's
-    append-only trigger refuses: the ledger goes first, its trigger lifted for that one
-    statement (PostgreSQL truncates)."""
-    yield
-    if connection.vendor != "sqlite":
-        return
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = %s",
-            [LEDGER_TRIGGER],
-        )
-        (create,) = cursor.fetchone()
-        cursor.execute(f"DROP TRIGGER {LEDGER_TRIGGER}")
-        cursor.execute("DELETE FROM inventory_stockmovement")
-        cursor.execute(create)
-
-
-@pytest.fixture
-def live_settings(settings):
-    # The live server speaks plain HTTP: cookies marked Secure would not come back.
-    settings.SESSION_COOKIE_SECURE = False
-    settings.CSRF_COOKIE_SECURE = False
-
-
 def shot(page, name: str) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"pos-{name}.png"), full_page=True)
-
-
-def launch(playwright):
-    return playwright.chromium.launch(
-        executable_path=CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium"),
-        args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-    )
 
 
 def scan(page, code: str) -> None:

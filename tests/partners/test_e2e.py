@@ -19,7 +19,6 @@ from typing import Any
 
 import pytest
 import requests
-from django.db import connection
 from django.utils import timezone
 
 from members.services.identity import member_login_wechat
@@ -41,7 +40,6 @@ from wechat.sandbox import SANDBOX_APP_ID
 
 TX = "4200002026112500000000000077"
 UPLOAD = "/wxa/sec/order/upload_shipping_info"
-LEDGER_TRIGGER = "inventory_stockmovement_no_delete"
 
 
 class GatedSandbox(Sandbox):
@@ -58,25 +56,6 @@ class GatedSandbox(Sandbox):
     def _send(self, callback: dict[str, Any]) -> None:
         with self.gate:
             super()._send(callback)
-
-
-@pytest.fixture
-def ledger_emptied_after(transactional_db):
-    """After each test the database is emptied row by row on SQLite (PostgreSQL truncates),
-    which the stock ledger's append-only trigger refuses: the ledger goes first, its trigger
-    lifted for that one statement (as tests/wechat/test_pay_e2e.py does)."""
-    yield
-    if connection.vendor != "sqlite":
-        return
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = %s",
-            [LEDGER_TRIGGER],
-        )
-        (create,) = cursor.fetchone()
-        cursor.execute(f"DROP TRIGGER {LEDGER_TRIGGER}")
-        cursor.execute("DELETE FROM inventory_stockmovement")
-        cursor.execute(create)
 
 
 @pytest.fixture

@@ -12,14 +12,12 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from django.conf import settings as django_settings
 
 from orders.models import Channel, Fulfilment, Order, OrderStatus
 from tests import factories
+from tests.live import ARTIFACTS, CHROMIUM, launch
 from tests.wechat.conftest import LIN
 
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(django_settings.BASE_DIR) / "var" / "test-artifacts"
 # Where the browser says the shopper is (WGS-84, as browsers report): by People's Square.
 BROWSER_LOCATION = {"latitude": 31.2304, "longitude": 121.4737}
 PHONE = {"width": 390, "height": 844}
@@ -90,23 +88,9 @@ def shop(db):
     return {"square": square, "milk": milk, "apple": apple, "manager": manager}
 
 
-@pytest.fixture
-def live_settings(settings):
-    # The live server speaks plain HTTP: cookies marked Secure would not come back.
-    settings.SESSION_COOKIE_SECURE = False
-    settings.CSRF_COOKIE_SECURE = False
-
-
 def shot(page, name: str) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"h5-{name}.png"), full_page=True)
-
-
-def launch(playwright):
-    return playwright.chromium.launch(
-        executable_path=CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium"),
-        args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-    )
 
 
 def shop_for_pickup(browser, url: str) -> str:

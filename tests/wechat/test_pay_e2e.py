@@ -14,7 +14,6 @@ from datetime import timedelta
 
 import pytest
 import requests
-from django.db import connection
 from django.utils import timezone
 
 from inventory.models import Reservation, StockItem, StockMovement
@@ -35,29 +34,12 @@ from wechat.pay.base import gateway
 from wechat.pay.services import PROVIDER, payments_close_unpaid, payments_reconcile
 from wechat.sandbox import SANDBOX_APP_ID, pay_v2, pay_v3
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("ledger_emptied_after"),
+]
 
 S = Order.Status
-LEDGER_TRIGGER = "inventory_stockmovement_no_delete"
-
-
-@pytest.fixture(autouse=True)
-def ledger_emptied_after(transactional_db):
-    """After each test the database is emptied row by row on SQLite (PostgreSQL truncates),
-    which the stock ledger's append-only trigger refuses: the ledger goes first, its trigger
-    lifted for that one statement."""
-    yield
-    if connection.vendor != "sqlite":
-        return
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = %s",
-            [LEDGER_TRIGGER],
-        )
-        (create,) = cursor.fetchone()
-        cursor.execute(f"DROP TRIGGER {LEDGER_TRIGGER}")
-        cursor.execute("DELETE FROM inventory_stockmovement")
-        cursor.execute(create)
 
 
 @pytest.fixture(params=["v3", "v2"])
