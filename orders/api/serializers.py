@@ -217,24 +217,6 @@ class OrderDetailOutput(OrderListOutput):
         ]
 
 
-class ErrorBodyOutput(serializers.Serializer):
-    def get_fields(self):
-        # "fields" cannot be a declared field: it is the name of the serializer's own attribute.
-        return {
-            "code": serializers.CharField(),
-            "message": serializers.CharField(),
-            "fields": serializers.DictField(
-                child=serializers.ListField(child=serializers.CharField())
-            ),
-        }
-
-
-class ErrorOutput(serializers.Serializer):
-    """The one error shape of ``retail.errors``, for the documentation."""
-
-    error = ErrorBodyOutput()
-
-
 # --- Input -------------------------------------------------------------------------------------
 
 

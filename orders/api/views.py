@@ -5,7 +5,7 @@ order is a 404), calls one service and answers with the order as it now stands. 
 ``BusinessError``s, which ``retail.errors`` turns into the one error shape.
 """
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import generics
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
@@ -18,7 +18,6 @@ from orders.api.serializers import (
     AddressInput,
     CancelInput,
     DecisionInput,
-    ErrorOutput,
     HandoverInput,
     OrderDetailOutput,
     OrderListOutput,
@@ -29,6 +28,7 @@ from orders.api.serializers import (
 from orders.models import ActorKind
 from orders.transitions import Cause
 from retail.api.permissions import ModelPermissions
+from retail.api.serializers import ErrorOutput
 
 
 class HoldsPermissions(BasePermission):
@@ -41,10 +41,11 @@ class HoldsPermissions(BasePermission):
 
 def _refusals(*codes: int, not_found: str = "No such order among the user's stores.") -> dict:
     described = {
-        400: "Invalid input (`validation_error` or the service's own code).",
+        400: "Invalid input (`validation_error`, `invalid_cursor` or the service's own code).",
         403: "Not signed in, or the role may not do this.",
         404: not_found,
         409: "A business rule refused the action (`illegal_transition`, ...).",
+        415: "`unsupported_media_type`: a body that is not JSON, a form or multipart.",
     }
     return {code: OpenApiResponse(ErrorOutput, description=described[code]) for code in codes}
 
@@ -57,6 +58,14 @@ def _order_answer(request: Request, order_id: int) -> Response:
     return Response(OrderDetailOutput(order).data)
 
 
+@extend_schema_view(
+    get=extend_schema(
+        responses={
+            200: OrderListOutput(many=True),
+            **_refusals(400, 403),
+        }
+    )
+)
 class OrderListView(generics.ListAPIView):
     """Orders of the user's stores (all stores for HQ), newest first."""
 
@@ -68,6 +77,7 @@ class OrderListView(generics.ListAPIView):
         return selectors.order_list(user=self.request.user)
 
 
+@extend_schema_view(get=extend_schema(responses={200: OrderDetailOutput, **_refusals(403, 404)}))
 class OrderDetailView(generics.RetrieveAPIView):
     """One order with its lines, timeline, payments, refunds, after-sales, shipments and the
     outbox deliveries of its events."""
@@ -93,7 +103,7 @@ class OrderActionView(APIView):
 class OrderCancelView(OrderActionView):
     @extend_schema(
         request=CancelInput,
-        responses={200: OrderDetailOutput, **_refusals(400, 403, 404, 409)},
+        responses={200: OrderDetailOutput, **_refusals(400, 403, 404, 409, 415)},
         description="Cancel an unpaid order and free its stock; a paid order is refused "
         "with `order_paid` (refund it instead). Cancelling twice changes nothing.",
     )
@@ -126,7 +136,7 @@ class OrderHandoverView(OrderActionView):
         request=HandoverInput,
         responses={
             200: OrderDetailOutput,
-            **_refusals(400, 403, 404, not_found="`pickup_code_unknown` at this store."),
+            **_refusals(400, 403, 404, 415, not_found="`pickup_code_unknown` at this store."),
         },
         description="The shopper shows a pickup code at one of the user's stores: the goods "
         "leave and the order completes. An unknown code is a 404 `pickup_code_unknown`.",
@@ -143,7 +153,7 @@ class OrderShipView(OrderActionView):
 
     @extend_schema(
         request=ShipInput,
-        responses={200: OrderDetailOutput, **_refusals(400, 403, 404, 409)},
+        responses={200: OrderDetailOutput, **_refusals(400, 403, 404, 409, 415)},
         description="A parcel of a paid delivery order left with a carrier. Without "
         "`line_keys` it holds every line not shipped yet. Posting the same tracking number "
         "again changes nothing.",
@@ -160,7 +170,7 @@ class OrderShipView(OrderActionView):
 class OrderAddressView(OrderActionView):
     @extend_schema(
         request=AddressInput,
-        responses={200: OrderDetailOutput, **_refusals(400, 403, 404, 409)},
+        responses={200: OrderDetailOutput, **_refusals(400, 403, 404, 409, 415)},
         description="A new delivery address for a delivery order whose goods have not left "
         "(`not_a_delivery`, `address_locked` otherwise). Whoever fulfils it, a partner "
         "included, is told (`order.address_changed`). The same address again changes nothing.",
@@ -193,7 +203,7 @@ class OrderRefundView(OrderActionView):
 
     @extend_schema(
         request=RefundInput,
-        responses={200: OrderDetailOutput, **_refusals(400, 403, 404, 409)},
+        responses={200: OrderDetailOutput, **_refusals(400, 403, 404, 409, 415)},
         description="Give back part or all of what was paid; the provider is asked after "
         "commit, so the new refund is `pending` in the answer.",
     )
@@ -222,7 +232,7 @@ class AfterSaleApproveView(AfterSaleActionView):
         request=DecisionInput,
         responses={
             200: OrderDetailOutput,
-            **_refusals(400, 403, 404, 409, not_found=NO_SUCH_REQUEST),
+            **_refusals(400, 403, 404, 409, 415, not_found=NO_SUCH_REQUEST),
         },
         description="Refund only: the refund goes out now. Return and refund: wait for the "
         "goods. Answers with the request's order.",
@@ -243,7 +253,7 @@ class AfterSaleRejectView(AfterSaleActionView):
         request=RejectionInput,
         responses={
             200: OrderDetailOutput,
-            **_refusals(400, 403, 404, 409, not_found=NO_SUCH_REQUEST),
+            **_refusals(400, 403, 404, 409, 415, not_found=NO_SUCH_REQUEST),
         },
         description="Reject a request, saying why. Answers with the request's order.",
     )
@@ -261,7 +271,10 @@ class AfterSaleRejectView(AfterSaleActionView):
 class AfterSaleReceiveReturnView(AfterSaleActionView):
     @extend_schema(
         request=None,
-        responses={200: OrderDetailOutput, **_refusals(403, 404, 409, not_found=NO_SUCH_REQUEST)},
+        responses={
+            200: OrderDetailOutput,
+            **_refusals(403, 404, 409, not_found=NO_SUCH_REQUEST),
+        },
         description="The returned goods arrived at the order's store: back on the shelf, "
         "money back. Answers with the request's order.",
     )

@@ -1,44 +1,10 @@
 """What the partner API reads and answers. The order is shown as in pushes (``data.order``),
 plus the partner's own view of it (``roles``, ``acknowledged_at``) and ``updated_at``."""
 
-from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from orders.models import Order, OrderLine, Shipment
 from retail.models import Store
-
-
-@extend_schema_field(
-    {
-        "type": "object",
-        "additionalProperties": {
-            "anyOf": [{"type": "array", "items": {"type": "string"}}, {"type": "object"}]
-        },
-        "description": "The inputs at fault, each with its messages: "
-        '`{"store": ["..."]}`. A nested input has the same shape inside, lists by index: '
-        '`"address": {"mobile": ["..."]}`, `"lines": {"1": {"quantity": ["..."]}}`, '
-        '`"line_keys": {"0": ["..."]}`. Empty when no one input is at fault.',
-    }
-)
-class ErrorFieldsOutput(serializers.DictField):
-    pass
-
-
-class ErrorBodyOutput(serializers.Serializer):
-    def get_fields(self):
-        # "fields" cannot be a declared field: it is the name of the serializer's own attribute.
-        return {
-            "code": serializers.CharField(),
-            "message": serializers.CharField(),
-            "fields": ErrorFieldsOutput(),
-        }
-
-
-class ErrorOutput(serializers.Serializer):
-    """The one error shape of ``retail.errors``, for the documentation; ``fields`` as
-    ``retail.errors`` gives them, nested inputs included."""
-
-    error = ErrorBodyOutput()
 
 
 class PartnerStoreOutput(serializers.ModelSerializer):

@@ -24,7 +24,6 @@ from partners.api.serializers import (
     AcknowledgeOutput,
     CancelInput,
     DeliveryEventInput,
-    ErrorOutput,
     OrderCreateInput,
     PartnerOrderOutput,
     ShipmentInput,
@@ -34,6 +33,7 @@ from partners.api.serializers import (
 from partners.api.throttles import PartnerKeyThrottle
 from partners.auth import IsPartner, PartnerKeyAuthentication
 from partners.models import Partner
+from retail.api.serializers import ErrorOutput
 from retail.errors import BusinessError
 
 REFUSALS = {

@@ -363,7 +363,7 @@ def test_the_staff_schema_documents_the_endpoint(client, hq_user):
     schema = client.get("/api/schema/?format=json").json()
 
     operation = schema["paths"]["/api/staff/v1/orders/{id}/pay-by-code/"]["post"]
-    assert sorted(operation["responses"]) == ["200", "400", "403", "404", "409", "503"]
+    assert sorted(operation["responses"]) == ["200", "400", "403", "404", "409", "415", "503"]
 
 
 def test_a_paid_trade_that_does_not_match_the_sale_is_not_taken_as_payment(

@@ -8,6 +8,7 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema_field
 from rest_framework import serializers
 
 from members.models import Member
+from retail.api.serializers import ErrorFieldsOutput
 
 
 class TierOutput(serializers.Serializer):
@@ -39,22 +40,6 @@ class MemberSummaryOutput(serializers.ModelSerializer):
 
     def get_has_mobile(self, member: Member) -> bool:
         return bool(member.mobile)
-
-
-@extend_schema_field(
-    {
-        "type": "object",
-        "additionalProperties": {
-            "anyOf": [{"type": "array", "items": {"type": "string"}}, {"type": "object"}]
-        },
-        "description": "The inputs at fault, each with its messages: "
-        '`{"store": ["..."]}`. A nested input has the same shape inside, lists by index: '
-        '`"skus": {"0": ["..."]}`, `"lines": {"1": {"quantity": ["..."]}}`. '
-        "Empty when no one input is at fault.",
-    }
-)
-class ErrorFieldsOutput(serializers.DictField):
-    pass
 
 
 class ErrorDetailOutput(serializers.Serializer):

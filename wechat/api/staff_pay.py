@@ -15,9 +15,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from orders import selectors
-from orders.api.serializers import ErrorOutput, OrderDetailOutput
+from orders.api.serializers import OrderDetailOutput
 from orders.api.views import HoldsPermissions
 from retail.access import has_store_perm
+from retail.api.serializers import ErrorOutput
 from wechat.pay.services import counter_pay_by_code
 
 PERMISSION = "orders.change_order"
@@ -28,6 +29,7 @@ REFUSALS = {
     404: "No such order among the user's stores.",
     409: "Refused: `codepay_timeout`, `codepay_refused`, `codepay_failed`, "
     "`payment_in_progress`, `not_a_counter_sale`, `order_not_payable`, `order_expired`.",
+    415: "`unsupported_media_type`: a body that is not JSON, a form or multipart.",
     503: "`wechat_pay_unavailable`: WeChat Pay could not be reached or did not answer.",
 }
 
