@@ -180,7 +180,10 @@ def prepare(*, shoppers: int, units: int, app_id: str) -> dict:
     return {"store": store.pk, "sku": sku.pk, "tokens": tokens, "users": users}
 
 
-def start_sandbox(port: int, users_file: Path, env: dict) -> subprocess.Popen:
+def start_sandbox(
+    port: int, users_file: Path, env: dict, *, max_calls: int = 200
+) -> subprocess.Popen:
+    """The WeChat sandbox, keeping its last ``max_calls`` calls (``GET /sandbox/calls``)."""
     sandbox = subprocess.Popen(
         [
             sys.executable,
@@ -192,7 +195,7 @@ def start_sandbox(port: int, users_file: Path, env: dict) -> subprocess.Popen:
             str(users_file),
             "--quiet",
             "--max-calls",
-            "200",
+            str(max_calls),
         ],
         cwd=ROOT,
         env={**os.environ, **env},

@@ -297,6 +297,13 @@ def low_stock(*, store: Store | StoreId, now: datetime | None = None) -> list[Re
         # Sales are negative movements.
         .annotate(units_sold=-Coalesce(Subquery(sales_in_window), 0))
         .filter(Q(units_sold__gt=0) | Q(safety_stock__gt=0))
+        # The reorder point below, in SQL, so only low items leave the database (a store
+        # holds thousands of SKUs; few are low): ceil(a / b) = (a + b - 1) / b for a >= 0.
+        .alias(
+            reorder_point=F("safety_stock")
+            + (F("units_sold") * F("lead_time_days") + (days - 1)) / days
+        )
+        .filter(reorder_point__gte=F("on_hand") - F("reserved"))
     )
 
     suggestions = []

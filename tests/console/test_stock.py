@@ -24,6 +24,7 @@ from inventory.services import (
     stock_reserve,
     stock_sell_at_counter,
 )
+from retail.validators import gtin_check_digit
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -37,16 +38,28 @@ def _english(client):
     client.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"
 
 
+def _gtin(body: str) -> str:
+    return f"{body}{gtin_check_digit(body)}"
+
+
 @pytest.fixture
 def rice(db):
     return factories.SKUFactory(
-        code="RICE-5KG", product__name="东北大米", attributes={"规格": "5kg"}
+        code="RICE-5KG",
+        product__name="东北大米",
+        attributes={"规格": "5kg"},
+        barcode=_gtin("690123450001"),
     )
 
 
 @pytest.fixture
 def oil(db):
-    return factories.SKUFactory(code="OIL-5L", product__name="花生油", attributes={"规格": "5L"})
+    return factories.SKUFactory(
+        code="OIL-5L",
+        product__name="花生油",
+        attributes={"规格": "5L"},
+        barcode=_gtin("690123450002"),
+    )
 
 
 @pytest.fixture
@@ -217,7 +230,7 @@ def test_search_by_name_barcode_prefix_or_code_and_a_scan_opens_the_sku(client, 
     typed = client.get(STOCK, {"q": "oil-5l"})
 
     assert [row[0] for row in table(by_name, "stock")] == ["RICE-5KG"]
-    # The factory's barcodes share their first digits.
+    # The two barcodes share their first ten digits.
     assert [row[0] for row in table(by_prefix, "stock")] == ["OIL-5L", "RICE-5KG"]
     assert [row[0] for row in table(by_code_part, "stock")] == ["OIL-5L", "RICE-5KG"]
     assert b"No stock matches." in nothing.content
