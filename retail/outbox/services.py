@@ -2,7 +2,6 @@
 and trimming the attempt history."""
 
 from datetime import timedelta
-from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -19,6 +18,14 @@ from retail.outbox.delivery import delivery_send
 from retail.outbox.registry import subscribers_for
 
 State = OutboxDelivery.State
+
+
+def _send_after_commit(delivery_id: int) -> None:
+    """Queue the delivery's task once the transaction commits. Robust: a broker that is down
+    must not fail a change already committed (the sweeper sends it later). Not a
+    functools.partial: Django logs a robust callback's failure by its ``__qualname__``, which a
+    partial lacks, so the AttributeError would escape to the caller."""
+    transaction.on_commit(lambda: delivery_send(delivery_id), robust=True)
 
 
 def outbox_publish(
@@ -65,8 +72,7 @@ def outbox_publish(
         ]
     )
     for delivery in deliveries:
-        # robust: a broker that is down must not fail a change already committed.
-        transaction.on_commit(partial(delivery_send, delivery.pk), robust=True)
+        _send_after_commit(delivery.pk)
     return event
 
 
@@ -96,7 +102,7 @@ def outbox_delivery_retry(*, delivery: OutboxDelivery, actor: User) -> OutboxDel
                 _("Only a failed or dead delivery can be retried."),
                 fields={"state": [delivery.state]},
             )
-        transaction.on_commit(partial(delivery_send, delivery.pk), robust=True)
+        _send_after_commit(delivery.pk)
     delivery.refresh_from_db()
     return delivery
 

@@ -182,6 +182,29 @@ def test_a_rolled_back_change_publishes_nothing(django_capture_on_commit_callbac
     assert wechat.received == []
 
 
+def test_a_broker_that_is_down_fails_no_committed_change(
+    clock, monkeypatch, django_capture_on_commit_callbacks
+):
+    """The task is queued after commit, robustly: the change stands, the delivery waits for the
+    sweeper. (Django names a failed robust callback by its ``__qualname__``; a
+    ``functools.partial`` has none, and the AttributeError escaped to the caller.)"""
+    from retail.outbox import services as outbox_services
+
+    def broker_down(delivery_id):
+        raise ConnectionRefusedError("[Errno 111] Connection refused")
+
+    monkeypatch.setattr(outbox_services, "delivery_send", broker_down)
+    Receiver("wechat", {"paid"})
+
+    with django_capture_on_commit_callbacks(execute=True) as queued:
+        event = publish("paid", aggregate_id=7)
+
+    assert len(queued) == 1
+    assert list(OutboxDelivery.objects.filter(event=event).values_list("subscriber", "state")) == [
+        ("wechat", "pending")
+    ]
+
+
 @pytest.mark.django_db(transaction=True)
 def test_publishing_outside_a_transaction_is_refused():
     Receiver("wechat", {"paid"})
