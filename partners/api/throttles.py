@@ -4,10 +4,11 @@ Redis when ``REDIS_URL`` is set, so every web process counts together. Over the 
 
 from django.conf import settings
 from rest_framework.request import Request
-from rest_framework.throttling import SimpleRateThrottle
+
+from retail.api.throttles import CacheRateThrottle
 
 
-class PartnerKeyThrottle(SimpleRateThrottle):
+class PartnerKeyThrottle(CacheRateThrottle):
     scope = "partner_key"
 
     def get_rate(self) -> str | None:

@@ -11,10 +11,11 @@ and operators can change them. Checkout views use ``CheckoutShopperThrottle`` an
 from django.conf import settings
 from rest_framework.exceptions import Throttled
 from rest_framework.request import Request
-from rest_framework.throttling import SimpleRateThrottle
+
+from retail.api.throttles import CacheRateThrottle
 
 
-class ShopRateThrottle(SimpleRateThrottle):
+class ShopRateThrottle(CacheRateThrottle):
     def get_rate(self) -> str | None:
         return settings.SHOP_THROTTLE_RATES.get(self.scope)
 
