@@ -265,6 +265,41 @@ def stock_count_set_line(*, count: StockCount, sku: SKU | int, counted: int) -> 
     return line
 
 
+def stock_count_start(
+    *,
+    store: Store,
+    actor: User | None,
+    note: str = "",
+    sku_ids: Sequence[int] | None = None,
+) -> tuple[StockCount, list[int]]:
+    """A count sheet for ``sku_ids`` (None: every SKU the store keeps), each line written at the
+    books' figure, so a line nobody counts books nothing; returns the sheet and its SKUs. The
+    store's stock rows stay locked while the sheet is written, so no sale slips in between this
+    reading of the books and each line's own. ``count_empty`` (409) for a store with no stock
+    when every SKU is asked for."""
+    with transaction.atomic():
+        count = stock_count_create(store=store, actor=actor, note=note)
+        rows = StockItem.objects.select_for_update().filter(store=store).order_by("pk")
+        if sku_ids is not None:
+            rows = rows.filter(sku_id__in=sku_ids)
+        on_books = dict(rows.values_list("sku_id", "on_hand"))
+        if sku_ids is None:
+            sku_ids = list(on_books)
+            if not sku_ids:
+                raise _refuse("count_empty", _("This store keeps no stock to count yet."))
+        for sku_id in sku_ids:
+            stock_count_set_line(count=count, sku=sku_id, counted=on_books.get(sku_id, 0))
+    return count, list(sku_ids)
+
+
+def stock_count_set_lines(
+    *, count: StockCount, lines: Sequence[tuple[int, int]]
+) -> list[StockCountLine]:
+    """Several ``(sku id, counted)`` figures written down at once, all or none."""
+    with transaction.atomic():
+        return [stock_count_set_line(count=count, sku=sku, counted=n) for sku, n in lines]
+
+
 def stock_count_remove_line(*, count: StockCount, sku: SKU | int) -> None:
     """Take a SKU off an open count sheet (counted by mistake)."""
     with transaction.atomic():

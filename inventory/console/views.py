@@ -9,7 +9,6 @@ document of another store is a 404, as the store itself would be.
 
 from django.contrib import messages
 from django.core.paginator import Page, Paginator
-from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -32,8 +31,8 @@ from inventory.console.forms import (
 from inventory.models import Reservation, StockCount, StockItem, Transfer
 from inventory.operations import (
     stock_count_apply,
-    stock_count_create,
-    stock_count_set_line,
+    stock_count_set_lines,
+    stock_count_start,
     transfer_create,
     transfer_receive,
     transfer_send,
@@ -467,9 +466,15 @@ def count_start(request: HttpRequest, store_code: str) -> HttpResponse:
     form = CountStartForm(request.POST)
     if not form.is_valid():
         return _counts_page(request, form)
+    data = form.cleaned_data
+    chosen = data["scope"] == CountStartForm.CHOSEN
     try:
-        with transaction.atomic():
-            count, sku_ids = _write_sheet(request, form.cleaned_data)
+        count, sku_ids = stock_count_start(
+            store=request.console_store,
+            actor=request.user,
+            note=data["note"],
+            sku_ids=[line.sku.pk for line in data["skus"]] if chosen else None,
+        )
     except BusinessError as error:
         form.add_error(None, error.message)
         return _counts_page(request, form)
@@ -483,25 +488,6 @@ def count_start(request: HttpRequest, store_code: str) -> HttpResponse:
         % {"count": _count_number(count), "lines": len(sku_ids)},
     )
     return redirect(_url("stock_count", request, pk=count.pk))
-
-
-def _write_sheet(request: HttpRequest, data: dict) -> tuple[StockCount, list[int]]:
-    store = request.console_store
-    count = stock_count_create(store=store, actor=request.user, note=data["note"])
-    rows = StockItem.objects.select_for_update().filter(store=store).order_by("pk")
-    if data["scope"] == CountStartForm.CHOSEN:
-        sku_ids = [line.sku.pk for line in data["skus"]]
-        rows = rows.filter(sku_id__in=sku_ids)
-    # Locked until the sheet is written, so no sale slips in between reading the books here
-    # and each line's own reading of them.
-    on_books = dict(rows.values_list("sku_id", "on_hand"))
-    if data["scope"] == CountStartForm.ALL:
-        sku_ids = list(on_books)
-        if not sku_ids:
-            raise BusinessError("count_empty", _("This store keeps no stock to count yet."))
-    for sku_id in sku_ids:
-        stock_count_set_line(count=count, sku=sku_id, counted=on_books.get(sku_id, 0))
-    return count, sku_ids
 
 
 def _store_count(request: HttpRequest, pk: int) -> StockCount:
@@ -541,9 +527,7 @@ def count_enter(request: HttpRequest, store_code: str, pk: int) -> HttpResponse:
         return _sheet_page(request, count, lines, form)
     entered = form.counted()
     try:
-        with transaction.atomic():
-            for sku_id, counted in entered:
-                stock_count_set_line(count=count, sku=sku_id, counted=counted)
+        stock_count_set_lines(count=count, lines=entered)
     except BusinessError as error:
         messages.error(request, _refusal_text(error))
     else:

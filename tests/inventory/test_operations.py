@@ -21,6 +21,8 @@ from inventory.operations import (
     stock_count_create,
     stock_count_remove_line,
     stock_count_set_line,
+    stock_count_set_lines,
+    stock_count_start,
     stock_item_update_settings,
     transfer_create,
     transfer_receive,
@@ -599,6 +601,28 @@ def test_create_an_empty_count_sheet(store_a, manager_a):
     assert (count.store, count.status, count.note) == (store_a, "open", "月末盘点")
     assert (count.created_by, count.created_at, count.applied_at) == (manager_a, CREATED, None)
     assert count_lines(count) == []
+
+
+def test_start_writes_each_line_at_the_books_and_books_nothing(store_a, water, tea):
+    stocked(store_a, water, 10)
+    stocked(store_a, tea, 3)
+
+    every, every_skus = stock_count_start(store=store_a, actor=None)
+    chosen, chosen_skus = stock_count_start(store=store_a, actor=None, sku_ids=[tea.pk])
+    typed = stock_count_set_lines(count=chosen, lines=[(tea.pk, 2)])
+
+    assert (sorted(every_skus), chosen_skus) == (sorted([water.pk, tea.pk]), [tea.pk])
+    assert count_lines(every) == [("P0001-01", 10, 10, 0), ("P0001-02", 3, 3, 0)]
+    assert [(line.counted, line.expected) for line in typed] == [(2, 3)]
+    assert StockMovement.objects.filter(reason="count_adjustment").count() == 0
+
+
+def test_starting_a_count_of_everything_in_an_empty_store_is_refused(store_a):
+    with pytest.raises(BusinessError) as refused:
+        stock_count_start(store=store_a, actor=None)
+
+    assert (refused.value.code, refused.value.status_code) == ("count_empty", 409)
+    assert StockCount.objects.count() == 0
 
 
 def test_set_line_writes_the_count_with_the_books_and_a_recount_reads_them_again(
