@@ -286,15 +286,26 @@ class MiniProgramClient(WeChatClient):
     def _call(self, method: str, path: str, *, with_token: bool = True, **kwargs: Any) -> dict:
         if not with_token:
             return self._retrying(lambda: self._send(method, path, token=None, **kwargs))
-        token = self.access_token
+        token = self._token()
         try:
             return self._retrying(lambda: self._send(method, path, token=token, **kwargs))
         except WeChatError as error:
             if error.errcode not in TOKEN_ERRORS:
                 raise
             logger.info("WeChat refused the access token (%s); refreshing it once", error.errcode)
-        token = self._refresh_token(stale=token)
+        token = self._token(stale=token)
         return self._retrying(lambda: self._send(method, path, token=token, **kwargs))
+
+    def _token(self, *, stale: str | None = None) -> str:
+        """The shared token (a new one instead of ``stale``). A token store that cannot be
+        reached (Redis restarting) is a retryable failure that sent nothing: the caller must
+        not take it for a call WeChat may have acted on."""
+        try:
+            return self.access_token if stale is None else self._refresh_token(stale=stale)
+        except (redis.exceptions.RedisError, OSError) as exc:
+            raise WeChatError(
+                None, f"the WeChat token store is unreachable: {exc}", retryable=True
+            ) from exc
 
     # --- the endpoints ----------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+import redis
 import time_machine
 from django.conf import settings as django_settings
 
@@ -704,6 +705,38 @@ def test_a_message_that_timed_out_is_not_sent_again_unless_staff_say_so(
     assert state(row) == ("delivered", 2, "")
     assert answers(wx, SEND) == [("timeout", 0), (None, 0)]
     assert remaining(wx, "sandbox-order-paid") == 0
+
+
+def test_a_message_is_sent_once_the_token_store_is_back(
+    wx, place, pay, milk, messages, clock, monkeypatch
+):
+    """Redis (the shared token's store) restarting: nothing went out, so the message is
+    retried like any failure, not given up as one WeChat may have acted on (found by the
+    chaos run's Redis restart)."""
+    wx.allow(LIN, "sandbox-order-paid")
+    storage = type(client.get_client().session)
+    real_get = storage.get
+
+    def unreachable(self, key, default=None):
+        raise redis.exceptions.ConnectionError("Error 111 connecting to 127.0.0.1:6379.")
+
+    monkeypatch.setattr(storage, "get", unreachable)
+    order = pay(place((milk, 1)))
+    row = delivery(order, "order.paid", sync.MESSAGES)
+
+    down = "the WeChat token store is unreachable: Error 111 connecting to 127.0.0.1:6379."
+    assert state(row) == ("failed", 1, down)
+    assert records() == [("message", order.number, "failed", 1, None, down)]
+    assert answers(wx, SEND) == []
+    assert remaining(wx, "sandbox-order-paid") == 1
+
+    monkeypatch.setattr(storage, "get", real_get)
+    assert run_due(clock, row) == Result.DELIVERED
+
+    assert state(row) == ("delivered", 2, "")
+    assert answers(wx, SEND) == [(None, 0)]
+    assert remaining(wx, "sandbox-order-paid") == 0
+    assert records() == [("message", order.number, "sent", 2, None, "")]
 
 
 def test_a_delivery_run_again_after_wechat_accepted_calls_no_more(
