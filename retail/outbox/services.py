@@ -1,6 +1,7 @@
 """Writing to the outbox: publishing an event inside the caller's transaction, staff retries,
 and trimming the attempt history."""
 
+import logging
 from datetime import timedelta
 from typing import Any
 
@@ -18,14 +19,27 @@ from retail.outbox.delivery import delivery_send
 from retail.outbox.registry import subscribers_for
 
 State = OutboxDelivery.State
+logger = logging.getLogger(__name__)
 
 
 def _send_after_commit(delivery_id: int) -> None:
-    """Queue the delivery's task once the transaction commits. Robust: a broker that is down
-    must not fail a change already committed (the sweeper sends it later). Not a
-    functools.partial: Django logs a robust callback's failure by its ``__qualname__``, which a
-    partial lacks, so the AttributeError would escape to the caller."""
-    transaction.on_commit(lambda: delivery_send(delivery_id), robust=True)
+    """Queue the delivery's task once the transaction commits."""
+    transaction.on_commit(lambda: _send_or_leave_to_sweeper(delivery_id))
+
+
+def _send_or_leave_to_sweeper(delivery_id: int) -> None:
+    """A broker that is down (Redis restarting) must not fail a change already committed: the
+    delivery keeps its lease and the sweeper sends it when the lease ends. One warning line,
+    not a traceback per event while the broker is away."""
+    try:
+        delivery_send(delivery_id)
+    except Exception as error:
+        logger.warning(
+            "outbox: could not queue delivery %s (%s: %s); the sweeper sends it after its lease",
+            delivery_id,
+            type(error).__name__,
+            error,
+        )
 
 
 def outbox_publish(
