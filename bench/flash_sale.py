@@ -4,11 +4,14 @@ endpoint hammered with the same concurrency, as the ceiling.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/retail .venv/bin/python bench/flash_sale.py
         [--shoppers 500] [--units 50] [--clients 64] [--web-workers 2] [--threads 4]
-        [--fulfilment pickup] [--redis-url redis://127.0.0.1:6379/12] [--server-log FILE]
+        [--fulfilment pickup|delivery] [--redis-url redis://127.0.0.1:6379/12]
+        [--server-log FILE]
 
 It creates and migrates a scratch database ``bench_flash_<pid>`` on the server DATABASE_URL
 names (no other database is touched), seeds one pickup store and one SKU with ``--units`` units,
-and ``--shoppers`` members, each with a WeChat openid the sandbox knows and a shop token. It
+and ``--shoppers`` members, each with a WeChat openid the sandbox knows and a shop token. With
+``--fulfilment delivery`` the store also delivers (a 3 km radius and a delivery fee of its own,
+never waived) and each member has one address in her book, inside that radius. It
 starts the WeChat sandbox (``python -m wechat.sandbox``, configured as the demo is:
 demo/wechat-sandbox.env) and gunicorn (``--web-workers`` processes of ``--threads`` threads,
 DEBUG off, throttles out of the way) on free ports, with Redis at ``--redis-url`` (a database
@@ -19,15 +22,18 @@ First the ceiling: ``GET /health/live`` (no database, no cache) from ``--clients
 requests as the sale makes of the platform, and at least 5,000. Then the sale: ``--clients`` threads
 (one HTTP connection each) work through the shoppers, released together; each shopper puts one unit
 in her cart (``PUT cart/lines/<sku>/``), checks out (``POST checkout/`` with her own client
-reference) and, if an order was placed, asks to pay it (``POST orders/<number>/pay/``) and pays it
-at the sandbox's cashier (``POST /sandbox/pay/v3/pay``: the sandbox marks the trade paid and sends
-the signed notify to the platform before it answers).
+reference, and her address for delivery) and, if an order was placed, asks to pay it
+(``POST orders/<number>/pay/``) and pays it at the sandbox's cashier
+(``POST /sandbox/pay/v3/pay``: the sandbox marks the trade paid and sends the signed notify to
+the platform before it answers).
 
 Then the books, from the database: orders by status, paid payments, reservations by status,
-units committed to paid orders (oversold = committed - units, must be 0), the stock row, and
-``manage.py inventory_audit`` (exit code 0). It prints a table and one JSON line, stops every
-process it started, drops the scratch database, and exits 1 on any 5xx, oversold unit, failed
-audit, unexpected refusal or unpaid unit. Figures and their meaning: docs/performance.md.
+units committed to paid orders (oversold = committed - units, must be 0), the money paid
+(orders' ``paid_fen`` and succeeded payments, each exactly units × (price + delivery fee)), the
+stock row, and ``manage.py inventory_audit`` (exit code 0). It prints a table and one JSON line,
+stops every process it started, drops the scratch database, and exits 1 on any 5xx, oversold
+unit, failed audit, unexpected refusal (a shopper too late must get 409 ``insufficient_stock``),
+unpaid unit or fen off. Figures and their meaning: docs/performance.md.
 """
 
 import argparse
@@ -64,6 +70,12 @@ SOLD_OUT = {"insufficient_stock"}
 # ``notify`` is the sandbox's call to the platform inside ``sandbox_pay``: counted, not timed.
 OPERATIONS = ("cart", "checkout", "pay", "sandbox_pay", "notify")
 PLATFORM_OPERATIONS = ("cart", "checkout", "pay", "notify")
+FULFILMENTS = ("pickup", "delivery")
+PRICE_FEN = 990
+# The store's own delivery fee, never waived (no free-delivery amount), so that every delivery
+# order pays it whatever the settings' default says.
+DELIVERY_FEE_FEN = 600
+DELIVERY_RADIUS_M = 3000
 
 
 def free_port() -> int:
@@ -140,14 +152,24 @@ def server_log_errors(log: io.TextIOBase) -> list[str]:
     ][:60]
 
 
-def prepare(*, shoppers: int, units: int, app_id: str) -> dict:
+def prepare(*, shoppers: int, units: int, app_id: str, fulfilment: str = "pickup") -> dict:
     """One pickup store, one SKU with ``units`` units, and ``shoppers`` members who came in
-    through the mini-program (a WeChat identity the sandbox knows) with a shop token each."""
+    through the mini-program (a WeChat identity the sandbox knows) with a shop token each.
+
+    For ``delivery`` the store also delivers within ``DELIVERY_RADIUS_M`` for
+    ``DELIVERY_FEE_FEN`` (its own shipping rule, never free), and each member has one address,
+    a few hundred metres from the store, whose id is in ``addresses`` (in shopper order)."""
     from inventory.services import StockLine, stock_receive
     from members.services.identity import member_login_wechat
+    from orders.models import ShippingRule
+    from retail.geo import haversine_m
     from retail.models import SKU, Category, Product, Store
     from retail.validators import gtin_check_digit
+    from wechat.services.addresses import address_create
     from wechat.services.auth import token_issue
+
+    if fulfilment not in FULFILMENTS:
+        raise ValueError(f"unknown fulfilment {fulfilment!r}")
 
     store = Store.objects.create(
         code="FLASH",
@@ -160,6 +182,21 @@ def prepare(*, shoppers: int, units: int, app_id: str) -> dict:
         longitude=121.4459,
         offers_pickup=True,
     )
+    delivery_fee_fen = 0
+    if fulfilment == "delivery":
+        store.delivery_radius_m = DELIVERY_RADIUS_M
+        store.save(update_fields=["delivery_radius_m"])
+        ShippingRule.objects.create(store=store, fee_fen=DELIVERY_FEE_FEN, free_from_fen=None)
+        delivery_fee_fen = DELIVERY_FEE_FEN
+        # 常德路, about 700 m north-west of the store.
+        home = {"latitude": "31.228900", "longitude": "121.440100"}
+        distance = haversine_m(
+            float(home["latitude"]),
+            float(home["longitude"]),
+            float(store.latitude),
+            float(store.longitude),
+        )
+        assert distance < DELIVERY_RADIUS_M, distance
     category = Category.objects.create(code="FLASH", name="秒杀")
     product = Product.objects.create(code="P-FLASH", name="秒杀商品", category=category)
     barcode_body = "690000000001"
@@ -167,17 +204,38 @@ def prepare(*, shoppers: int, units: int, app_id: str) -> dict:
         product=product,
         code="FLASH-1",
         barcode=f"{barcode_body}{gtin_check_digit(barcode_body)}",
-        price_fen=990,
+        price_fen=PRICE_FEN,
     )
     stock_receive(store=store, lines=[StockLine(sku.pk, units)], idempotency_key="bench:flash")
-    users, tokens = [], []
+    users, tokens, addresses = [], [], []
     for number in range(shoppers):
         openid = f"oBenchFlash{number:018d}"
         member = member_login_wechat(app_id=app_id, openid=openid)
         raw, _token = token_issue(member=member)
         users.append({"openid": openid, "nickname": f"秒杀{number}"})
         tokens.append(raw)
-    return {"store": store.pk, "sku": sku.pk, "tokens": tokens, "users": users}
+        if fulfilment == "delivery":
+            address = address_create(
+                member=member,
+                name=f"秒杀{number}",
+                mobile=f"138{number:08d}",
+                province="上海市",
+                city="上海市",
+                district="静安区",
+                detail=f"常德路{number % 1000 + 1}号",
+                **home,
+            )
+            addresses.append(address.pk)
+    return {
+        "store": store.pk,
+        "sku": sku.pk,
+        "tokens": tokens,
+        "users": users,
+        "fulfilment": fulfilment,
+        "price_fen": PRICE_FEN,
+        "delivery_fee_fen": delivery_fee_fen,
+        "addresses": addresses,
+    }
 
 
 def start_sandbox(
@@ -342,20 +400,24 @@ def sale(base: str, sandbox: str, data: dict, *, clients: int, fulfilment: str) 
             return f"cart:{mine[-1][1]}"
         if answer.status_code != 200:
             return f"cart:{error_code(answer)}"
+        asked = {
+            "fulfilment": fulfilment,
+            "store": data["store"],
+            "skus": [data["sku"]],
+            "client_reference": f"flash-{index}-{uuid.uuid4().hex[:12]}",
+        }
+        if fulfilment == "delivery":
+            asked["address_id"] = data["addresses"][index]
         answer = call(
-            session, "checkout", "POST", f"{api}/checkout/", mine, headers=auth,
-            json={
-                "fulfilment": fulfilment,
-                "store": data["store"],
-                "skus": [data["sku"]],
-                "client_reference": f"flash-{index}-{uuid.uuid4().hex[:12]}",
-            },
-        )  # fmt: skip
+            session, "checkout", "POST", f"{api}/checkout/", mine, headers=auth, json=asked
+        )
         if answer is None:
             return f"checkout:{mine[-1][1]}"
         if answer.status_code != 201 and answer.status_code != 200:
             code = error_code(answer)
-            return f"refused:{code}" if code in SOLD_OUT else f"checkout:{code}"
+            if code in SOLD_OUT and answer.status_code == 409:
+                return f"refused:{code}"
+            return f"checkout:{answer.status_code}:{code}"
         placed_at.append(time.perf_counter())
         number = answer.json()["number"]
         answer = call(session, "pay", "POST", f"{api}/orders/{number}/pay/", mine, headers=auth)
@@ -462,6 +524,16 @@ def books(*, sku: int, units: int, database_url: str, env: dict) -> dict:
         )["units"]
         or 0
     )
+    paid_orders = Order.objects.filter(status=OrderStatus.PAID)
+    money = Order.objects.aggregate(paid=Sum("paid_fen"))
+    paid_money = paid_orders.aggregate(total=Sum("total_fen"), shipping=Sum("shipping_fen"))
+    paid_by_fulfilment = {
+        row["fulfilment"]: row["n"]
+        for row in paid_orders.values("fulfilment").annotate(n=Count("pk")).order_by("fulfilment")
+    }
+    payments_fen = Payment.objects.filter(status=Payment.Status.SUCCEEDED).aggregate(
+        fen=Sum("amount_fen")
+    )["fen"]
     audit = subprocess.run(
         [sys.executable, "manage.py", "inventory_audit"],
         cwd=ROOT,
@@ -478,6 +550,11 @@ def books(*, sku: int, units: int, database_url: str, env: dict) -> dict:
         "reserved": item.reserved,
         "units_committed": committed,
         "units_in_paid_orders": paid_units,
+        "paid_orders_by_fulfilment": paid_by_fulfilment,
+        "paid_fen": money["paid"] or 0,
+        "paid_orders_total_fen": paid_money["total"] or 0,
+        "paid_orders_shipping_fen": paid_money["shipping"] or 0,
+        "payments_succeeded_fen": payments_fen or 0,
         "oversold": max(committed - units, paid_units - units, 0),
         "inventory_audit_exit": audit.returncode,
         "inventory_audit_output": (audit.stdout + audit.stderr).strip()[-400:],
@@ -487,11 +564,11 @@ def books(*, sku: int, units: int, database_url: str, env: dict) -> dict:
 def print_table(result: dict) -> None:
     sale_figures, ceiling = result["sale"], result["trivial"]
     print(
-        f"flash sale {result['date']}: {result['shoppers']} shoppers, {result['units']} units, "
-        f"{result['clients']} client threads; gunicorn {result['web_workers']} workers × "
-        f"{result['threads']} threads; PostgreSQL {result['postgresql']}, Python "
-        f"{result['python']}, {result['cpus']} CPUs; load {result['loadavg_before']} before, "
-        f"{result['loadavg_after']} after"
+        f"flash sale {result['date']}: {result['fulfilment']}, {result['shoppers']} shoppers, "
+        f"{result['units']} units, {result['clients']} client threads; gunicorn "
+        f"{result['web_workers']} workers × {result['threads']} threads; PostgreSQL "
+        f"{result['postgresql']}, Python {result['python']}, {result['cpus']} CPUs; load "
+        f"{result['loadavg_before']} before, {result['loadavg_after']} after"
     )
     print(f"{'operation':<22}{'requests':>9}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}{'5xx':>6}")
     print(
@@ -517,6 +594,11 @@ def print_table(result: dict) -> None:
         f"in paid orders {book['units_in_paid_orders']}, oversold {book['oversold']}, "
         f"inventory_audit exit {book['inventory_audit_exit']}"
     )
+    print(
+        f"money: paid {book['paid_fen']} fen (payments {book['payments_succeeded_fen']}, "
+        f"delivery fees {book['paid_orders_shipping_fen']}), expected {result['expected_paid_fen']}"
+        f" = paid units × ({result['price_fen']} + {result['delivery_fee_fen']})"
+    )
 
 
 def print_server_log(result: dict) -> None:
@@ -530,6 +612,7 @@ def verdict(result: dict) -> list[str]:
     """What went wrong, if anything."""
     book, sale_figures = result["books"], result["sale"]
     expected_paid = min(result["units"], result["shoppers"])
+    expected_refused = result["shoppers"] - expected_paid
     problems = []
     if book["oversold"]:
         problems.append(f"{book['oversold']} units oversold")
@@ -547,8 +630,20 @@ def verdict(result: dict) -> list[str]:
         problems.append(f"unexpected outcomes {unexpected}")
     if sale_figures["outcomes"].get("paid", 0) != expected_paid:
         problems.append(f"paid {sale_figures['outcomes'].get('paid', 0)}, not {expected_paid}")
+    refused = sum(n for o, n in sale_figures["outcomes"].items() if o.startswith("refused:"))
+    if refused != expected_refused:
+        problems.append(f"refused {refused}, not {expected_refused}")
     if book["units_in_paid_orders"] != expected_paid:
         problems.append(f"{book['units_in_paid_orders']} units in paid orders")
+    paid_orders = {result["fulfilment"]: expected_paid} if expected_paid else {}
+    if book["paid_orders_by_fulfilment"] != paid_orders:
+        problems.append(f"paid orders {book['paid_orders_by_fulfilment']}, not {paid_orders}")
+    expected_fen = result["expected_paid_fen"]
+    for figure in ("paid_fen", "paid_orders_total_fen", "payments_succeeded_fen"):
+        if book[figure] != expected_fen:
+            problems.append(f"{figure} {book[figure]}, not {expected_fen}")
+    if book["paid_orders_shipping_fen"] != expected_paid * result["delivery_fee_fen"]:
+        problems.append(f"delivery fees paid {book['paid_orders_shipping_fen']} fen")
     return problems
 
 
@@ -559,7 +654,12 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=64, help="concurrent client threads")
     parser.add_argument("--web-workers", type=int, default=2, help="gunicorn processes")
     parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn process")
-    parser.add_argument("--fulfilment", choices=["pickup"], default="pickup")
+    parser.add_argument(
+        "--fulfilment",
+        choices=FULFILMENTS,
+        default="pickup",
+        help="pickup at the store, or delivery to each shopper's address (with a fee)",
+    )
     parser.add_argument(
         "--redis-url",
         default="redis://127.0.0.1:6379/12",
@@ -620,7 +720,12 @@ def main() -> int:
     try:
         connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
         began = time.perf_counter()
-        data = prepare(shoppers=args.shoppers, units=args.units, app_id=wechat["WECHAT_APP_ID"])
+        data = prepare(
+            shoppers=args.shoppers,
+            units=args.units,
+            app_id=wechat["WECHAT_APP_ID"],
+            fulfilment=args.fulfilment,
+        )
         seeded_s = time.perf_counter() - began
         connection.close()
         users_file = workdir / "users.json"
@@ -666,6 +771,10 @@ def main() -> int:
         "web_workers": args.web_workers,
         "threads": args.threads,
         "fulfilment": args.fulfilment,
+        "price_fen": data["price_fen"],
+        "delivery_fee_fen": data["delivery_fee_fen"],
+        "expected_paid_fen": min(args.units, args.shoppers)
+        * (data["price_fen"] + data["delivery_fee_fen"]),
         "seed_s": round(seeded_s, 1),
         "trivial": trivial,
         "sale": sale_figures,
