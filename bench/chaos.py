@@ -1,17 +1,19 @@
 """Chaos runs: faults injected while orders flow through the real processes, then the books.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/retail .venv/bin/python bench/chaos.py
-        [--scenarios web_kill,worker_kill,partner_down,wechat_faults] [--orders 12]
-        [--shoppers 300] [--redis-url redis://127.0.0.1:6379/11]
+        [--scenarios web_kill,worker_kill,partner_down,wechat_faults,redis_restart] [--orders 12]
+        [--shoppers 300] [--redis-down 4]
 
 One scratch PostgreSQL database ``bench_chaos_<pid>`` (created, migrated and dropped here; no
-other database is touched) and one Redis database (``--redis-url``, emptied at the start and at
-the end) serve every scenario. Processes, each in a session of its own and stopped with it:
-the WeChat sandbox and gunicorn (started with bench/flash_sale.py's helpers), a Celery worker
-(prefork, two children) and Celery beat (the outbox sweeper every 15 s) with a short outbox
-lease and backoff (``OUTBOX_LEASE_SECONDS`` 8, ``OUTBOX_BACKOFF_BASE_SECONDS`` 0.5,
-``OUTBOX_BACKOFF_MAX_SECONDS`` 4), and the partner sandbox (in this process) as the courier's
-webhook, calling the partner API on gunicorn back with a shipment and a delivery.
+other database is touched) and a Redis server of the run's own (``redis-server`` on a free port,
+nothing kept on disk: the Celery broker, the result backend and the cache; restarting it touches
+no other user of the machine's Redis) serve every scenario. Processes, each in a session of its
+own and stopped with it: Redis, the WeChat sandbox and gunicorn (started with
+bench/flash_sale.py's helpers), a Celery worker (prefork, two children) and Celery beat (the
+outbox sweeper every 15 s) with a short outbox lease and backoff (``OUTBOX_LEASE_SECONDS`` 8,
+``OUTBOX_BACKOFF_BASE_SECONDS`` 0.5, ``OUTBOX_BACKOFF_MAX_SECONDS`` 4), and the partner sandbox
+(in this process) as the courier's webhook, calling the partner API on gunicorn back with a
+shipment and a delivery.
 
 Scenarios (each tens of seconds):
 
@@ -30,6 +32,10 @@ Scenarios (each tens of seconds):
 - ``wechat_faults``: WeChat's shipping-info upload answers busy (-1) three times and holds two
   calls past the platform's 1 s timeout; its subscribe-message send answers busy twice and
   holds one call.
+- ``redis_restart``: Redis is killed with SIGKILL after a quarter of ``--orders`` are paid and
+  started again, empty, ``--redis-down`` seconds later, while orders are paid and the courier
+  calls back: task messages queued or in flight are gone with it, and so are the cached WeChat
+  token and the rate-limit counters.
 
 Books of the partner scenarios: every order ``delivered``; each ``order.routed`` event recorded
 once by the partner sandbox (by event id; the repeats it answered ``duplicate`` are counted, a
@@ -65,7 +71,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import flash_sale as fs
 
 ROOT = fs.ROOT
-SCENARIOS = ("web_kill", "worker_kill", "partner_down", "wechat_faults")
+SCENARIOS = ("web_kill", "worker_kill", "partner_down", "wechat_faults", "redis_restart")
 UPLOAD = "/wxa/sec/order/upload_shipping_info"
 MESSAGE = "/cgi-bin/message/subscribe/send"
 # The order events that send the shopper a subscribe message (wechat.sync.MESSAGE_FOR_EVENT).
@@ -131,6 +137,46 @@ class Celery:
             ready = wait_for(lambda: " ready." in self.log.read_text(), timeout=60)
             if not ready:
                 raise SystemExit(f"the Celery worker did not start: {self.log.read_text()[-2000:]}")
+
+    def kill(self) -> None:
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        fs.stop(self.process)
+
+
+class Redis:
+    """``redis-server`` of the run's own on ``port``, without persistence (as the machine's): a
+    restart loses every key, queued task messages included."""
+
+    def __init__(self, port: int, workdir: Path) -> None:
+        self.port, self.workdir = port, workdir
+        self.url = f"redis://127.0.0.1:{port}/0"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise SystemExit("chaos needs redis-server on the PATH (Debian: redis-server)")
+        with (self.workdir / "redis.log").open("a") as output:
+            self.process = subprocess.Popen(
+                [binary, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
+                 "--appendonly", "no", "--dir", str(self.workdir)],
+                stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+        import redis
+
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
+        if not wait_for(lambda: self._ping(client), timeout=15, step=0.05):
+            raise SystemExit(f"redis-server did not start on port {self.port}")
+
+    @staticmethod
+    def _ping(client) -> bool:
+        try:
+            return client.ping()
+        except Exception:
+            return False
 
     def kill(self) -> None:
         os.killpg(self.process.pid, signal.SIGKILL)
@@ -408,6 +454,20 @@ def partner_scenario(ctx: dict, name: str) -> dict:
 
     orders_thread = threading.Thread(target=flow)
     orders_thread.start()
+    if name == "redis_restart":
+        quarter = max(1, ctx["orders"] // 4)
+        if wait_for(lambda: len(placed) >= quarter, timeout=60, step=0.05):
+            ctx["redis"].kill()
+            down_at = time.perf_counter()
+            faults.append(f"Redis killed (SIGKILL) after {len(placed)} orders were paid")
+            time.sleep(ctx["redis_down"])
+            ctx["redis"].start()
+            faults.append(
+                f"Redis started again, empty, {time.perf_counter() - down_at:.1f} s later, "
+                f"after {len(placed)} orders"
+            )
+        else:
+            faults.append("the orders did not flow: Redis was NOT restarted")
     if name == "worker_kill":
         held = wait_for(
             lambda: any(c["status"] is None for c in sandbox.snapshot()["calls"]), timeout=30,
@@ -631,9 +691,7 @@ def main() -> int:
     parser.add_argument("--shoppers", type=int, default=300, help="shoppers of web_kill")
     parser.add_argument("--clients", type=int, default=12, help="client threads of web_kill")
     parser.add_argument(
-        "--redis-url",
-        default="redis://127.0.0.1:6379/11",
-        help="a Redis database of the run's own: emptied at the start and at the end",
+        "--redis-down", type=float, default=4, help="seconds Redis stays down in redis_restart"
     )
     args = parser.parse_args()
     # A SIGTERM (``timeout``, CI) unwinds like an error: the finally below stops every process.
@@ -652,7 +710,9 @@ def main() -> int:
         print("chaos needs PostgreSQL: set DATABASE_URL (see the docstring)", file=sys.stderr)
         return 2
 
-    sandbox_port, web_port = fs.free_port(), fs.free_port()
+    sandbox_port, web_port, redis_port = fs.free_port(), fs.free_port(), fs.free_port()
+    workdir = Path(tempfile.mkdtemp(prefix="chaos-"))
+    redis_server = Redis(redis_port, workdir)
     wechat = fs.sandbox_env(sandbox_port=sandbox_port, web_port=web_port)
     scratch = f"bench_chaos_{os.getpid()}"
     scratch_url = urlunsplit(url._replace(path=f"/{scratch}"))
@@ -661,7 +721,7 @@ def main() -> int:
     shared = {
         **wechat,
         **SHORT_OUTBOX,
-        "REDIS_URL": args.redis_url,
+        "REDIS_URL": redis_server.url,
         "SECRET_KEY": secret_key,
         "PARTNER_SECRET_KEY": secrets.token_urlsafe(32),
     }
@@ -674,7 +734,6 @@ def main() -> int:
         templates
     )
     import django
-    import redis
     import requests
 
     django.setup()
@@ -695,17 +754,18 @@ def main() -> int:
     }
     main_database = connection.settings_dict["NAME"]
     connection.settings_dict["TEST"]["NAME"] = scratch
-    cache = redis.Redis.from_url(args.redis_url)
-    cache.flushdb()
-    workdir = Path(tempfile.mkdtemp(prefix="chaos-"))
     server_log = (workdir / "gunicorn.log").open("w+", encoding="utf-8")
-    ctx: dict = {"app_id": wechat["WECHAT_APP_ID"], "orders": args.orders, "templates": templates}
+    ctx: dict = {
+        "app_id": wechat["WECHAT_APP_ID"], "orders": args.orders, "templates": templates,
+        "redis": redis_server, "redis_down": args.redis_down,
+    }  # fmt: skip
     sandbox = partner = None
     worker = Celery("worker", server_env, workdir)
     beat = Celery("beat", server_env, workdir)
     results: dict[str, dict] = {}
     began = time.perf_counter()
     try:
+        redis_server.start()
         connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
         units = args.shoppers * 3 // 4
         flash = {"users": []}
@@ -771,7 +831,7 @@ def main() -> int:
             partner.stop()
         fs.stop(sandbox)
         fs.drop_scratch(connection, main_database, scratch)
-        cache.flushdb()
+        redis_server.stop()
         errors = fs.server_log_errors(server_log)
         server_log.close()
         shutil.rmtree(workdir, ignore_errors=True)
