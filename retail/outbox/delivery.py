@@ -16,6 +16,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
+from kombu.exceptions import OperationalError
 
 from retail.models import OutboxAttempt, OutboxDelivery
 from retail.outbox.registry import Outcome, Verdict, retry, subscriber_named
@@ -50,6 +51,21 @@ def delivery_send(delivery_id: int, *, eta: datetime | None = None) -> None:
 
     options = {"queue": settings.OUTBOX_QUEUE} if settings.OUTBOX_QUEUE else {}
     deliver_outbox.apply_async((delivery_id,), eta=eta, **options)
+
+
+def delivery_queue(delivery_id: int, *, eta: datetime | None = None) -> None:
+    """``delivery_send``, where a broker that is down (Redis restarting) fails nothing: the
+    delivery keeps its lease and the sweeper sends it once the lease ends. One warning line,
+    not a traceback per delivery while the broker is away."""
+    try:
+        delivery_send(delivery_id, eta=eta)
+    except (OperationalError, OSError) as error:
+        logger.warning(
+            "outbox: could not queue delivery %s (%s: %s); the sweeper sends it after its lease",
+            delivery_id,
+            type(error).__name__,
+            error,
+        )
 
 
 def outbox_retry_delay(attempt: int) -> timedelta:
@@ -184,7 +200,7 @@ def _record(
             error,
         )
     if next_attempt_at is not None:
-        delivery_send(delivery.pk, eta=next_attempt_at)
+        delivery_queue(delivery.pk, eta=next_attempt_at)
     else:
         _release_successor(delivery, now)
     return result
@@ -210,7 +226,7 @@ def _release_successor(delivery: OutboxDelivery, now: datetime) -> None:
     if successor["next_attempt_at"] > now:
         return  # it has a retry message of its own on the way
     OutboxDelivery.objects.filter(pk=successor["pk"]).update(lease_until=_lease(now))
-    delivery_send(successor["pk"])
+    delivery_queue(successor["pk"])
 
 
 def outbox_delivery_attempt(*, delivery_id: int) -> Result:
@@ -284,7 +300,7 @@ def _send_due(now: datetime, limit: int) -> list[int]:
         if due:
             OutboxDelivery.objects.filter(pk__in=due).update(lease_until=_lease(now))
     for delivery_id in due:
-        delivery_send(delivery_id)
+        delivery_queue(delivery_id)
     return due
 
 

@@ -1,7 +1,6 @@
 """Writing to the outbox: publishing an event inside the caller's transaction, staff retries,
 and trimming the attempt history."""
 
-import logging
 from datetime import timedelta
 from typing import Any
 
@@ -15,31 +14,16 @@ from django.utils.translation import gettext as _
 
 from retail.errors import BusinessError
 from retail.models import OutboxAttempt, OutboxDelivery, OutboxEvent
-from retail.outbox.delivery import delivery_send
+from retail.outbox.delivery import delivery_queue
 from retail.outbox.registry import subscribers_for
 
 State = OutboxDelivery.State
-logger = logging.getLogger(__name__)
 
 
 def _send_after_commit(delivery_id: int) -> None:
-    """Queue the delivery's task once the transaction commits."""
-    transaction.on_commit(lambda: _send_or_leave_to_sweeper(delivery_id))
-
-
-def _send_or_leave_to_sweeper(delivery_id: int) -> None:
-    """A broker that is down (Redis restarting) must not fail a change already committed: the
-    delivery keeps its lease and the sweeper sends it when the lease ends. One warning line,
-    not a traceback per event while the broker is away."""
-    try:
-        delivery_send(delivery_id)
-    except Exception as error:
-        logger.warning(
-            "outbox: could not queue delivery %s (%s: %s); the sweeper sends it after its lease",
-            delivery_id,
-            type(error).__name__,
-            error,
-        )
+    """Queue the delivery's task once the transaction commits (a broker that is down must not
+    fail a change already committed: see ``delivery_queue``)."""
+    transaction.on_commit(lambda: delivery_queue(delivery_id))
 
 
 def outbox_publish(

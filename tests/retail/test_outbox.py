@@ -187,12 +187,11 @@ def test_a_broker_that_is_down_fails_no_committed_change(
 ):
     """The task is queued after commit: with the broker down the change stands, the delivery
     waits for the sweeper, and one warning line says so (no traceback per event)."""
-    from retail.outbox import services as outbox_services
 
-    def broker_down(delivery_id):
+    def broker_down(delivery_id, eta=None):
         raise ConnectionRefusedError("[Errno 111] Connection refused")
 
-    monkeypatch.setattr(outbox_services, "delivery_send", broker_down)
+    monkeypatch.setattr(delivery_module, "delivery_send", broker_down)
     Receiver("wechat", {"paid"})
 
     with django_capture_on_commit_callbacks(execute=True) as queued:
@@ -203,7 +202,7 @@ def test_a_broker_that_is_down_fails_no_committed_change(
     assert (delivery.subscriber, delivery.state) == ("wechat", "pending")
     assert [(r.name, r.levelname, r.getMessage(), r.exc_info) for r in caplog.records] == [
         (
-            "retail.outbox.services",
+            "retail.outbox.delivery",
             "WARNING",
             f"outbox: could not queue delivery {delivery.pk} (ConnectionRefusedError: [Errno 111] "
             "Connection refused); the sweeper sends it after its lease",
@@ -554,7 +553,9 @@ def test_the_sweeper_sends_at_most_a_batch_and_holds_what_it_sent(
     once per lease, not once per sweep."""
     settings.OUTBOX_SWEEP_BATCH = 2
     queued_in_broker = []
-    monkeypatch.setattr(delivery_module, "delivery_send", queued_in_broker.append)
+    monkeypatch.setattr(
+        delivery_module, "delivery_send", lambda pk, eta=None: queued_in_broker.append(pk)
+    )
     Receiver("wechat", {"paid"})
     with django_capture_on_commit_callbacks():
         ids = [delivery_of(publish(aggregate_id=n), "wechat").pk for n in range(3)]
