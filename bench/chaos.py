@@ -146,46 +146,6 @@ class Celery:
         fs.stop(self.process)
 
 
-class Redis:
-    """``redis-server`` of the run's own on ``port``, without persistence (as the machine's): a
-    restart loses every key, queued task messages included."""
-
-    def __init__(self, port: int, workdir: Path) -> None:
-        self.port, self.workdir = port, workdir
-        self.url = f"redis://127.0.0.1:{port}/0"
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise SystemExit("chaos needs redis-server on the PATH (Debian: redis-server)")
-        with (self.workdir / "redis.log").open("a") as output:
-            self.process = subprocess.Popen(
-                [binary, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
-                 "--appendonly", "no", "--dir", str(self.workdir)],
-                stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
-            )  # fmt: skip
-        import redis
-
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
-        if not wait_for(lambda: self._ping(client), timeout=15, step=0.05):
-            raise SystemExit(f"redis-server did not start on port {self.port}")
-
-    @staticmethod
-    def _ping(client) -> bool:
-        try:
-            return client.ping()
-        except Exception:
-            return False
-
-    def kill(self) -> None:
-        os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        fs.stop(self.process)
-
-
 def audits(env: dict) -> dict:
     found = {}
     for command in ("inventory_audit", "points_audit"):
@@ -457,14 +417,10 @@ def partner_scenario(ctx: dict, name: str) -> dict:
     if name == "redis_restart":
         quarter = max(1, ctx["orders"] // 4)
         if wait_for(lambda: len(placed) >= quarter, timeout=60, step=0.05):
-            ctx["redis"].kill()
-            down_at = time.perf_counter()
             faults.append(f"Redis killed (SIGKILL) after {len(placed)} orders were paid")
-            time.sleep(ctx["redis_down"])
-            ctx["redis"].start()
+            away = ctx["redis"].restart_after(ctx["redis_down"])
             faults.append(
-                f"Redis started again, empty, {time.perf_counter() - down_at:.1f} s later, "
-                f"after {len(placed)} orders"
+                f"Redis started again, empty, {away:.1f} s later, after {len(placed)} orders"
             )
         else:
             faults.append("the orders did not flow: Redis was NOT restarted")
@@ -710,9 +666,9 @@ def main() -> int:
         print("chaos needs PostgreSQL: set DATABASE_URL (see the docstring)", file=sys.stderr)
         return 2
 
-    sandbox_port, web_port, redis_port = fs.free_port(), fs.free_port(), fs.free_port()
+    sandbox_port, web_port = fs.free_port(), fs.free_port()
     workdir = Path(tempfile.mkdtemp(prefix="chaos-"))
-    redis_server = Redis(redis_port, workdir)
+    redis_server = fs.RedisServer(workdir)
     wechat = fs.sandbox_env(sandbox_port=sandbox_port, web_port=web_port)
     scratch = f"bench_chaos_{os.getpid()}"
     scratch_url = urlunsplit(url._replace(path=f"/{scratch}"))

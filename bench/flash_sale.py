@@ -125,6 +125,55 @@ def stop(process: subprocess.Popen | None) -> None:
         pass
 
 
+class RedisServer:
+    """``redis-server`` of the run's own on a free port, without persistence (as the machine's):
+    the broker, result backend and cache of the processes a bench starts, emptied by a restart
+    (queued task messages included) without touching anyone else's Redis."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.port, self.workdir = free_port(), workdir
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        import redis
+
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise SystemExit("this bench needs redis-server on the PATH (Debian: redis-server)")
+        with (self.workdir / "redis.log").open("a") as output:
+            self.process = subprocess.Popen(
+                [binary, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
+                 "--appendonly", "no", "--dir", str(self.workdir)],
+                stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                if client.ping():
+                    return
+            except redis.exceptions.ConnectionError:
+                time.sleep(0.05)
+        raise SystemExit(f"redis-server did not start on port {self.port}")
+
+    def kill(self) -> None:
+        """A crash: SIGKILL, nothing saved."""
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def restart_after(self, seconds: float) -> float:
+        """Kill, stay down ``seconds``, start again; the time it was away."""
+        self.kill()
+        down_at = time.perf_counter()
+        time.sleep(seconds)
+        self.start()
+        return time.perf_counter() - down_at
+
+    def stop(self) -> None:
+        stop(self.process)
+
+
 def drop_scratch(connection, main_database: str, scratch: str) -> None:
     """Drop the scratch database (whatever state it is in) and point Django back at the one
     DATABASE_URL names."""

@@ -4,17 +4,17 @@ Celery worker carrying the status changes to the WeChat sandbox and the partner 
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/retail .venv/bin/python bench/sale_day.py
         [--seconds 60] [--browsers 8] [--buyers 6] [--clerks 2] [--partners 2]
-        [--web-workers 2] [--threads 4] [--redis-url redis://127.0.0.1:6379/10]
+        [--web-workers 2] [--threads 4] [--redis-restart-at SECONDS] [--redis-down 4]
         [--drain-seconds 180] [--server-log FILE]
 
 It reuses the flash sale's harness (bench/flash_sale.py): a scratch database
 ``bench_saleday_<pid>`` (created, migrated, dropped in the end), the WeChat sandbox as the demo
-runs it, gunicorn (DEBUG off, throttles out of the way), and Redis at ``--redis-url`` (a database
-index of its own, emptied at the start and at the end) as cache and Celery broker. Besides, it
-starts the partner sandbox (``python -m partners.sandbox``, no callbacks: the bench ships) as the
-webhook of a fulfilment partner serving Shanghai with a routing rule for warehouse orders (as
-``partner_demo_setup`` does), and one Celery worker with beat (``celery -A retail worker
---concurrency 1 -B``: the outbox deliveries and the sweeper).
+runs it, gunicorn (DEBUG off, throttles out of the way), and a Redis server of its own
+(``redis-server`` on a free port, nothing on disk) as cache, Celery broker and result backend.
+Besides, it starts the partner sandbox (``python -m partners.sandbox``, no callbacks: the
+bench ships) as the webhook of a fulfilment partner serving Shanghai with a routing rule for
+warehouse orders (as ``partner_demo_setup`` does), and one Celery worker with beat
+(``celery -A retail worker --concurrency 1 -B``: the outbox deliveries and the sweeper).
 
 Seed: 20 products of one SKU each, 100,000 units of each at a counter store (``SALE1``, pickup
 and counter sales) and at a warehouse (``WH01``); one member per buyer thread with a WeChat
@@ -34,6 +34,13 @@ requests. Then, for ``--seconds``, all at once (each thread one keep-alive conne
 * ``--partners`` threads, with the partner's API key: ``GET /api/partner/v1/orders/?status=paid``
   and ``POST .../orders/<n>/shipments/`` for each order routed to it not yet shipped;
 * one probe thread: ``GET /health/live`` every 50 ms (the trivial endpoint under the mix).
+
+With ``--redis-restart-at S``, Redis is killed with SIGKILL S seconds into the mix and started
+again, empty, ``--redis-down`` seconds later (a crash of Redis without persistence: the task
+messages queued or in flight, the cached WeChat token and the rate-limit counters are gone); the
+books must hold all the same, and the lag shows what the outbox's lease costs the events whose
+task message was lost (the sweeper sends them again once the lease, ``OUTBOX_LEASE_SECONDS``,
+has passed).
 
 Then the worker is left to drain (up to ``--drain-seconds``) until no outbox delivery is open,
 and the sync lag is read: for each order paid or shipped during the mix, OutboxEvent.created_at
@@ -71,6 +78,7 @@ from urllib.parse import urlsplit, urlunsplit
 from flash_sale import (
     POSTGRES_SCHEMES,
     ROOT,
+    RedisServer,
     drop_scratch,
     free_port,
     hammer,
@@ -689,6 +697,8 @@ def print_table(result: dict) -> None:
         f"Python {result['python']}, {result['cpus']} CPUs; load {result['loadavg_before']} "
         f"before, {result['loadavg_after']} after"
     )
+    for fault in result["faults"]:
+        print(f"fault: {fault}")
     print(
         f"{'operation':<22}{'requests':>9}{'per s':>8}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>8}"
         f"{'5xx':>5}{'÷triv/s':>9}{'p50÷triv':>9}{'p99÷triv':>9}"
@@ -773,9 +783,13 @@ def main() -> int:
         "--drain-seconds", type=float, default=180, help="longest wait for the worker after"
     )
     parser.add_argument(
-        "--redis-url",
-        default="redis://127.0.0.1:6379/10",
-        help="a Redis database of the bench's own: emptied at the start and at the end",
+        "--redis-restart-at",
+        type=float,
+        default=0,
+        help="kill Redis this many seconds into the mix and start it again (0: never)",
+    )
+    parser.add_argument(
+        "--redis-down", type=float, default=4, help="seconds Redis stays down when restarted"
     )
     parser.add_argument(
         "--server-log", type=Path, help="keep gunicorn's log here (default: thrown away)"
@@ -797,9 +811,11 @@ def main() -> int:
     sandbox_port, web_port, partner_port = free_port(), free_port(), free_port()
     wechat = sandbox_env(sandbox_port=sandbox_port, web_port=web_port)
     secret_key = secrets.token_urlsafe(40)
+    workdir = Path(tempfile.mkdtemp(prefix="sale-day-"))
+    redis_server = RedisServer(workdir)
     common = {
         **wechat,
-        "REDIS_URL": args.redis_url,
+        "REDIS_URL": redis_server.url,
         # The bench signs the clerks' sessions in and encrypts the partner's signing secret:
         # the same keys as the server's.
         "SECRET_KEY": secret_key,
@@ -808,7 +824,6 @@ def main() -> int:
     os.environ.update(common)
 
     import django
-    import redis
 
     django.setup()
     from django.conf import settings
@@ -823,8 +838,6 @@ def main() -> int:
     scratch_url = urlunsplit(url._replace(path=f"/{scratch}"))
     main_database = connection.settings_dict["NAME"]
     connection.settings_dict["TEST"]["NAME"] = scratch
-    cache = redis.Redis.from_url(args.redis_url)
-    cache.flushdb()
     server_env = {
         **common,
         "DATABASE_URL": scratch_url,
@@ -839,11 +852,12 @@ def main() -> int:
         "SHOP_THROTTLE_LOGIN_IP": "100000/min",
         "PARTNER_THROTTLE_RATE": "100000/min",
     }
-    sandbox = partner_sandbox = server = worker = None
-    workdir = Path(tempfile.mkdtemp(prefix="sale-day-"))
+    sandbox = partner_sandbox = server = worker = restarter = None
+    faults: list[str] = []
     server_log = (args.server_log or workdir / "server.log").open("w+", encoding="utf-8")
     worker_log = (workdir / "worker.log").open("w+", encoding="utf-8")
     try:
+        redis_server.start()
         connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
         began = time.perf_counter()
         data = prepare(
@@ -875,7 +889,20 @@ def main() -> int:
         base = f"http://127.0.0.1:{web_port}"
         clients = args.browsers + args.buyers + args.clerks + args.partners + 1
         trivial = hammer(base, requests_total=5000, clients=clients)
+        if args.redis_restart_at:
+
+            def restart_redis() -> None:
+                away = redis_server.restart_after(args.redis_down)
+                faults.append(
+                    f"Redis killed (SIGKILL) {args.redis_restart_at:g} s into the mix, "
+                    f"started again, empty, {away:.1f} s later"
+                )
+
+            restarter = threading.Timer(args.redis_restart_at, restart_redis)
+            restarter.start()
         day = mix(base, wechat_base, data, args)
+        if restarter is not None:
+            restarter.join()
         from django.utils import timezone
 
         mix_ended_at = timezone.now()
@@ -892,7 +919,10 @@ def main() -> int:
             except Exception as failure:  # keep cleaning up
                 print(f"could not stop {process.args[:3]}: {failure!r}", file=sys.stderr)
         drop_scratch(connection, main_database, scratch)
-        cache.flushdb()
+        if restarter is not None:
+            restarter.cancel()
+            restarter.join()
+        redis_server.stop()
         server_errors = server_log_errors(server_log) + worker_log_errors(worker_log)
         server_log.close()
         worker_log.close()
@@ -921,6 +951,7 @@ def main() -> int:
         "web_workers": args.web_workers,
         "threads": args.threads,
         "seed_s": round(seeded_s, 1),
+        "faults": faults,
         "trivial": trivial,
         "mix": day,
         "drain": drained,
