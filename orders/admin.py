@@ -19,6 +19,7 @@ from orders.models import (
     ActorKind,
     AfterSale,
     AfterSaleLine,
+    DailySales,
     Order,
     OrderEvent,
     OrderLine,
@@ -493,6 +494,34 @@ class PaymentIssueAdmin(ReadOnlyAdmin):
     @admin.display(description=_("amount (yuan)"), ordering="amount_fen")
     def amount(self, issue: PaymentIssue) -> str:
         return _yuan(issue.amount_fen)
+
+
+@admin.register(DailySales)
+class DailySalesAdmin(ReadOnlyAdmin):
+    """The dashboard's roll-up (``orders.sales_rollup``): HQ's (no store role may view it)."""
+
+    list_display = ["day", "store", "channel", "orders", "paid", "refunded", "computed_at"]
+    list_filter = ["channel", ("store", UserStoreFilter)]
+    list_select_related = ["store"]
+    search_fields = ["store__code", "store__name"]
+    date_hierarchy = "day"
+    fields = readonly_fields = [
+        "day",
+        "store",
+        "channel",
+        "orders",
+        "paid",
+        "refunded",
+        "computed_at",
+    ]
+
+    @admin.display(description=_("paid (yuan)"), ordering="paid_fen")
+    def paid(self, row: DailySales) -> str:
+        return _yuan(row.paid_fen)
+
+    @admin.display(description=_("refunded (yuan)"), ordering="refunded_fen")
+    def refunded(self, row: DailySales) -> str:
+        return _yuan(row.refunded_fen)
 
 
 # --- Configuration -----------------------------------------------------------------------------

@@ -526,3 +526,68 @@ class Review(models.Model):
 
     def __str__(self) -> str:
         return f"{self.order} · {self.rating}★"
+
+
+class DailySales(models.Model):
+    """One store's sales of one closed local day (Asia/Shanghai) in one channel: what the
+    console dashboard's last 30 days read instead of the orders (``orders.sales_rollup``).
+
+    Same definitions as the dashboard: the orders paid that day (``paid_at``), each at what was
+    paid less what has been refunded of it so far, whatever its status now."""
+
+    store = models.ForeignKey(
+        Store, verbose_name=_("store"), on_delete=models.PROTECT, related_name="+"
+    )
+    day = models.DateField(_("day"))
+    channel = models.CharField(_("channel"), max_length=16, choices=Channel.choices)
+    orders = models.BigIntegerField(_("orders"))
+    paid_fen = models.BigIntegerField(_("paid (fen)"))
+    refunded_fen = models.BigIntegerField(_("refunded (fen)"))
+    computed_at = models.DateTimeField(_("computed at"))
+
+    class Meta:
+        verbose_name = _("daily sales")
+        verbose_name_plural = _("daily sales")
+        ordering = ["-day", "store", "channel"]
+        indexes = [
+            # All stores' days (the per-store ones use the unique constraint's index).
+            models.Index(fields=["day"], name="dailysales_day"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["store", "day", "channel"], name="dailysales_one_per_store_day_channel"
+            ),
+            models.CheckConstraint(
+                condition=Q(orders__gte=0) & Q(paid_fen__gte=0) & Q(refunded_fen__gte=0),
+                name="dailysales_amounts_gte_0",
+            ),
+            models.CheckConstraint(
+                condition=Q(refunded_fen__lte=F("paid_fen")), name="dailysales_refunded_lte_paid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} · {self.store_id} · {self.channel}"
+
+
+class SalesRollupState(models.Model):
+    """The one row of ``orders.sales_rollup``'s progress, locked by each run.
+
+    ``complete_through``: the last closed local day whose ``DailySales`` are complete (every
+    day of the dashboard's window up to it is read from them); ``watermark``: when the last run
+    started (orders changed since then, less a margin, are recomputed by the next)."""
+
+    SINGLETON = 1
+
+    complete_through = models.DateField(_("complete through"), null=True, blank=True)
+    watermark = models.DateTimeField(_("last run started at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("sales roll-up state")
+        verbose_name_plural = _("sales roll-up state")
+        constraints = [
+            models.CheckConstraint(condition=Q(id=1), name="salesrollupstate_singleton"),
+        ]
+
+    def __str__(self) -> str:
+        return str(self.complete_through or "—")

@@ -1,6 +1,7 @@
 from celery import shared_task
 
 from orders.payments import refund_submit, refunds_resubmit_stale
+from orders.sales_rollup import sales_rollup
 from orders.services import orders_auto_complete, orders_expire_unpaid
 
 BEAT_TASK_OPTIONS = {
@@ -31,3 +32,9 @@ def submit_refund(refund_id: int) -> None:
 @shared_task(name="orders.resubmit_stale_refunds", **BEAT_TASK_OPTIONS)
 def resubmit_stale_refunds() -> int:
     return refunds_resubmit_stale()
+
+
+@shared_task(name="orders.sales_rollup", **BEAT_TASK_OPTIONS)
+def roll_up_sales() -> int:
+    """Keeps ``DailySales`` true (``orders.sales_rollup``); returns the rows written."""
+    return sales_rollup().rows_written

@@ -24,12 +24,13 @@ MINI, H5, COUNTER, PARTNER = Channel.MINI_SHOP, Channel.H5, Channel.COUNTER, Cha
 DELIVERY, PICKUP, AT_COUNTER = Fulfilment.DELIVERY, Fulfilment.PICKUP, Fulfilment.COUNTER
 
 # A store: the frame's 5 (session, user, store, roles, the store switcher) and the dashboard's
-# 7: today by hour and channel, 30 days by day, the waiting counts, the oldest waiting orders,
-# low stock, the outbox counts and the latest troubled deliveries.
-STORE_QUERIES = 12
+# 8: today by hour and channel, how far the sales roll-up has got, 30 days by day (rolled-up
+# days and the rest from the orders in one UNION), the waiting counts, the oldest waiting
+# orders, low stock, the outbox counts and the latest troubled deliveries.
+STORE_QUERIES = 13
 # All stores: the frame's 6 (no store; HQ's has_perm asks ModelBackend for the user's and her
-# groups' permissions) and 6: no low stock, the per-store table gives the waiting counts.
-ALL_QUERIES = 12
+# groups' permissions) and 7: no low stock, the per-store table gives the waiting counts.
+ALL_QUERIES = 13
 
 
 @pytest.fixture(autouse=True)
