@@ -4,7 +4,8 @@ Celery worker carrying the status changes to the WeChat sandbox and the partner 
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/retail .venv/bin/python bench/sale_day.py
         [--seconds 60] [--browsers 8] [--buyers 6] [--clerks 2] [--partners 2]
-        [--web-workers 2] [--threads 4] [--redis-restart-at SECONDS] [--redis-down 4]
+        [--web-workers 2] [--threads 4] [--worker-pool prefork|threads] [--worker-concurrency 1]
+        [--redis-restart-at SECONDS] [--redis-down 4]
         [--drain-seconds 180] [--server-log FILE]
 
 It reuses the flash sale's harness (bench/flash_sale.py): a scratch database
@@ -249,16 +250,21 @@ def start_partner_sandbox(port: int, secret: str) -> subprocess.Popen:
     return sandbox
 
 
-def start_worker(env: dict, workdir: Path, log) -> subprocess.Popen:
-    """One Celery worker of one process, with beat (the outbox sweeper) embedded."""
+def start_worker(
+    env: dict, workdir: Path, log, *, pool: str = "prefork", concurrency: int = 1
+) -> subprocess.Popen:
+    """One Celery worker (one child process by default), with beat (the outbox sweeper)
+    embedded."""
     return subprocess.Popen(
         [
             str(ROOT / ".venv" / "bin" / "celery"),
             "-A",
             "retail",
             "worker",
+            "--pool",
+            pool,
             "--concurrency",
-            "1",
+            str(concurrency),
             "-B",
             "-s",
             str(workdir / "celerybeat-schedule"),
@@ -693,7 +699,8 @@ def print_table(result: dict) -> None:
         f"sale day {result['date']}: {result['seconds']} s; {result['browsers']} browsers, "
         f"{result['buyers']} buyers, {result['clerks']} clerks, {result['partners']} partner "
         f"threads + 1 probe; gunicorn {result['web_workers']} workers × {result['threads']} "
-        f"threads; 1 Celery worker (concurrency 1, beat); PostgreSQL {result['postgresql']}, "
+        f"threads; 1 Celery worker ({result['worker_pool']}, concurrency "
+        f"{result['worker_concurrency']}, beat); PostgreSQL {result['postgresql']}, "
         f"Python {result['python']}, {result['cpus']} CPUs; load {result['loadavg_before']} "
         f"before, {result['loadavg_after']} after"
     )
@@ -781,6 +788,12 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn process")
     parser.add_argument(
         "--drain-seconds", type=float, default=180, help="longest wait for the worker after"
+    )
+    parser.add_argument(
+        "--worker-pool", choices=["prefork", "threads"], default="prefork", help="Celery pool"
+    )
+    parser.add_argument(
+        "--worker-concurrency", type=int, default=1, help="Celery worker processes or threads"
     )
     parser.add_argument(
         "--redis-restart-at",
@@ -884,7 +897,13 @@ def main() -> int:
                     timeout=10,
                 ).raise_for_status()
         server = start_server(server_env, web_port, args.web_workers, args.threads, server_log)
-        worker = start_worker(server_env, workdir, worker_log)
+        worker = start_worker(
+            server_env,
+            workdir,
+            worker_log,
+            pool=args.worker_pool,
+            concurrency=args.worker_concurrency,
+        )
         wait_for_worker(worker)
         base = f"http://127.0.0.1:{web_port}"
         clients = args.browsers + args.buyers + args.clerks + args.partners + 1
@@ -950,6 +969,8 @@ def main() -> int:
         "partners": args.partners,
         "web_workers": args.web_workers,
         "threads": args.threads,
+        "worker_pool": args.worker_pool,
+        "worker_concurrency": args.worker_concurrency,
         "seed_s": round(seeded_s, 1),
         "faults": faults,
         "trivial": trivial,
