@@ -24,6 +24,7 @@ demo: $(VENV)/.installed
 	$(BIN)/python manage.py seed_demo
 	$(BIN)/python manage.py seed_demo_stock
 	$(BIN)/python manage.py seed_demo_orders
+	$(BIN)/python manage.py sales_rollup --rebuild
 	$(BIN)/python manage.py partner_demo_setup --quiet --env-file $${DATA_DIR:-var}/partner-sandbox.env
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/honcho --procfile Procfile.demo start
 
