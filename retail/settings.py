@@ -278,6 +278,9 @@ OUTBOX_BACKOFF_MAX_SECONDS = env.float("OUTBOX_BACKOFF_MAX_SECONDS", default=180
 OUTBOX_LEASE_SECONDS = env.float("OUTBOX_LEASE_SECONDS", default=120.0)
 # Most deliveries one sweep re-sends.
 OUTBOX_SWEEP_BATCH = env.int("OUTBOX_SWEEP_BATCH", default=500)
+# After the broker refused a message, a process leaves its deliveries to the sweeper without
+# trying for this long (a request publishing several events does not wait on each).
+OUTBOX_BROKER_PAUSE_SECONDS = env.float("OUTBOX_BROKER_PAUSE_SECONDS", default=5.0)
 OUTBOX_ATTEMPT_RETENTION_DAYS = env.int("OUTBOX_ATTEMPT_RETENTION_DAYS", default=30)
 # The Celery queue of delivery tasks; empty means the default queue. Workers must consume it.
 OUTBOX_QUEUE = env("OUTBOX_QUEUE", default="")

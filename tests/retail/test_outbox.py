@@ -2,6 +2,7 @@
 aggregate, the sweeper, staff retries and the admin. The same paths under a real worker, Redis
 and PostgreSQL are in test_outbox_worker.py."""
 
+import time
 from datetime import datetime, timedelta
 from types import SimpleNamespace
 from zoneinfo import ZoneInfo
@@ -183,31 +184,58 @@ def test_a_rolled_back_change_publishes_nothing(django_capture_on_commit_callbac
 
 
 def test_a_broker_that_is_down_fails_no_committed_change(
-    clock, monkeypatch, django_capture_on_commit_callbacks, caplog
+    clock, monkeypatch, django_capture_on_commit_callbacks, caplog, settings
 ):
     """The task is queued after commit: with the broker down the change stands, the delivery
-    waits for the sweeper, and one warning line says so (no traceback per event)."""
+    waits for the sweeper, and one warning line says so (no traceback per event). For
+    ``OUTBOX_BROKER_PAUSE_SECONDS`` after, the process does not try the broker (a request that
+    publishes several events would wait on each), then tries again."""
+    settings.OUTBOX_BROKER_PAUSE_SECONDS = 5
+    monkeypatch.setattr(delivery_module._Broker, "down_until", 0.0)
+    tried = []
 
     def broker_down(delivery_id, eta=None):
+        tried.append(delivery_id)
         raise ConnectionRefusedError("[Errno 111] Connection refused")
 
     monkeypatch.setattr(delivery_module, "delivery_send", broker_down)
     Receiver("wechat", {"paid"})
+    Receiver("partner", {"paid"})
 
     with django_capture_on_commit_callbacks(execute=True) as queued:
         event = publish("paid", aggregate_id=7)
+    pause_left = delivery_module._Broker.down_until - time.monotonic()
+    with django_capture_on_commit_callbacks(execute=True):
+        publish("paid", aggregate_id=8)
+    delivery_module._Broker.down_until = time.monotonic() - 0.001  # the pause is over
+    with django_capture_on_commit_callbacks(execute=True):
+        last = publish("paid", aggregate_id=9)
 
-    assert len(queued) == 1
-    delivery = OutboxDelivery.objects.get(event=event)
-    assert (delivery.subscriber, delivery.state) == ("wechat", "pending")
-    assert [(r.name, r.levelname, r.getMessage(), r.exc_info) for r in caplog.records] == [
+    assert len(queued) == 2
+    assert 4.5 < pause_left <= 5
+    first, second, third, fourth, fifth, sixth = OutboxDelivery.objects.order_by("pk")
+    assert (first.event, fifth.event) == (event, last)
+    assert {d.state for d in (first, second, third, fourth, fifth, sixth)} == {"pending"}
+    assert tried == [first.pk, fifth.pk]
+    assert [(r.levelname, r.getMessage(), r.exc_info) for r in caplog.records] == [
         (
-            "retail.outbox.delivery",
             "WARNING",
-            f"outbox: could not queue delivery {delivery.pk} (ConnectionRefusedError: [Errno 111] "
-            "Connection refused); the sweeper sends it after its lease",
+            f"outbox: could not queue delivery {first.pk} (ConnectionRefusedError: [Errno 111] "
+            "Connection refused); it and the deliveries of the next 5 s are left to the "
+            "sweeper, which sends them after their lease",
             None,
-        )
+        ),
+        ("INFO", f"outbox: the broker is down; delivery {second.pk} is left to the sweeper", None),
+        ("INFO", f"outbox: the broker is down; delivery {third.pk} is left to the sweeper", None),
+        ("INFO", f"outbox: the broker is down; delivery {fourth.pk} is left to the sweeper", None),
+        (
+            "WARNING",
+            f"outbox: could not queue delivery {fifth.pk} (ConnectionRefusedError: [Errno 111] "
+            "Connection refused); it and the deliveries of the next 5 s are left to the "
+            "sweeper, which sends them after their lease",
+            None,
+        ),
+        ("INFO", f"outbox: the broker is down; delivery {sixth.pk} is left to the sweeper", None),
     ]
 
 
