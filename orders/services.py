@@ -4,6 +4,7 @@ Each service owns its transaction. Stock changes go through ``inventory.services
 changes through ``orders.transitions.order_transition``; nothing here calls the network.
 """
 
+import math
 import secrets
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -22,6 +23,7 @@ from orders.models import ActorKind, Channel, Fulfilment, Order, OrderLine, Ship
 from orders.pricing import BasketLine, Quote, price_basket
 from orders.transitions import Cause, order_event_record, order_locked, order_transition
 from retail.errors import BusinessError
+from retail.geo import haversine_m
 from retail.models import Store
 
 S = Order.Status
@@ -34,6 +36,8 @@ ADDRESS_FIELDS = {
     "district": 32,
     "detail": 200,
 }
+# Each coordinate and the largest number of degrees it may be, either way (GCJ-02).
+COORDINATES = {"latitude": 90, "longitude": 180}
 
 
 def _refuse(code: str, message: str, *, status_code: int | None = None, **fields: str):
@@ -60,10 +64,66 @@ def _checked_address(fulfilment: str, address: dict | None) -> dict:
                 **{f"address.{field}": value[:50]},
             )
         cleaned[field] = value
-    for field in ("latitude", "longitude"):
-        if address.get(field) is not None:
-            cleaned[field] = str(address[field])
+    if any(address.get(field) is not None for field in COORDINATES):
+        # Both or neither: the delivery area is checked on the pair.
+        for field, limit in COORDINATES.items():
+            value = address.get(field)
+            if not _valid_coordinate(value, limit):
+                raise _refuse(
+                    "invalid_address",
+                    _("The delivery address needs a valid “%(field)s”.") % {"field": field},
+                    status_code=400,
+                    **{f"address.{field}": "" if value is None else str(value)[:50]},
+                )
+            cleaned[field] = str(value)
     return cleaned
+
+
+def _valid_coordinate(value, limit: int) -> bool:
+    if isinstance(value, bool):
+        return False
+    try:
+        degrees = float(value)
+    except (TypeError, ValueError):
+        return False
+    # Written so that NaN fails too.
+    return -limit <= degrees <= limit
+
+
+def delivery_area_check(
+    *, store: Store, address: dict, field: str = "address", value: str = ""
+) -> None:
+    """Refuse (422 ``address_out_of_range``) a delivery address farther from the store than
+    its riders go. Only a store that delivers in the city alone (``delivery_radius_m``, no
+    ship-from-store, not a warehouse) is bound: couriers take a parcel anywhere. An address
+    without coordinates passes: the H5 address form, the partner API and the staff API have
+    none, and the shop's address book makes them optional. ``field`` and ``value`` name the
+    input holding the address in the refusal."""
+    if address.get("latitude") is None or address.get("longitude") is None:
+        return
+    couriers = store.kind == Store.Kind.WAREHOUSE or store.offers_ship_from_store
+    if couriers or store.delivery_radius_m <= 0:
+        return
+    distance = haversine_m(
+        float(address["latitude"]),
+        float(address["longitude"]),
+        float(store.latitude),
+        float(store.longitude),
+    )
+    # Inclusive, as the nearest-stores search (inventory.selectors) counts a store in reach.
+    if distance <= store.delivery_radius_m:
+        return
+    raise _refuse(
+        "address_out_of_range",
+        _("%(store)s delivers within %(radius)d m; this address is %(distance)d m away.")
+        % {
+            "store": store.name,
+            "radius": store.delivery_radius_m,
+            "distance": math.ceil(distance),
+        },
+        status_code=422,
+        **{field: value},
+    )
 
 
 def store_serves(store: Store, fulfilment: str) -> bool:
@@ -156,6 +216,8 @@ def checkout_place(
         )
     _check_store_serves(store, channel=channel, fulfilment=fulfilment)
     clean_address = _checked_address(fulfilment, address)
+    if fulfilment == Fulfilment.DELIVERY:
+        delivery_area_check(store=store, address=clean_address)
     quote = price_basket(
         store=store,
         lines=lines,

@@ -276,6 +276,7 @@ def test_make_demo_sets_the_partner_up_after_the_seeds_and_before_the_processes(
         "$(BIN)/python manage.py seed_demo",
         "$(BIN)/python manage.py seed_demo_stock",
         "$(BIN)/python manage.py seed_demo_orders",
+        "$(BIN)/python manage.py sales_rollup --rebuild",
         # The file the Procfile's line reads, by the same shell expression (a DATA_DIR set only
         # in .env reaches Django but not the shell).
         "$(BIN)/python manage.py partner_demo_setup --quiet "

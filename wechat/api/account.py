@@ -107,6 +107,7 @@ CHECKOUT_REFUSALS = {
         "coupon_no_eligible_items",
         "coupon_no_delivery_fee",
     ],
+    422: ["address_out_of_range"],
 }
 
 

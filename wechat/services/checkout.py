@@ -20,7 +20,7 @@ from inventory.selectors import availability_for_skus
 from members.models import Member
 from orders.models import Channel, Fulfilment, Order
 from orders.pricing import BasketLine, Quote, price_basket
-from orders.services import checkout_place, store_serves
+from orders.services import checkout_place, delivery_area_check, store_serves
 from retail.errors import BusinessError
 from retail.models import Store
 from wechat.models import Address, Cart, CartLine
@@ -109,6 +109,12 @@ def _checked(*, member: Member, cart_store_id: int | None, asked: CheckoutReques
                 status_code=404,
                 address_id=str(asked.address_id),
             )
+        delivery_area_check(
+            store=store,
+            address=_address_snapshot(address),
+            field="address_id",
+            value=str(address.pk),
+        )
     if isinstance(asked.points, bool) or not isinstance(asked.points, int) or asked.points < 0:
         raise _refuse(
             "invalid_points",
