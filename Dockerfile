@@ -18,4 +18,5 @@ RUN pip install . \
 
 USER retail
 EXPOSE 8000
-CMD ["gunicorn", "retail.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", "--timeout", "30"]
+# Workers, threads, timeouts: retail/gunicorn_conf.py (WEB_CONCURRENCY, GUNICORN_THREADS, ...).
+CMD ["gunicorn", "--config", "python:retail.gunicorn_conf", "retail.wsgi:application"]
