@@ -14,7 +14,7 @@ from django.urls import path
 
 from orders.console.dashboard_data import HISTORY_DAYS, LIST_LIMIT, SHANGHAI, dashboard_data
 from retail.console import console_view
-from retail.console.context import console_frame
+from retail.console.context import console_frame, dashboard_urls
 
 PERMISSION = "orders.view_order"
 
@@ -26,6 +26,9 @@ def page(request: HttpRequest, store_code: str) -> HttpResponse:
     data = dashboard_data(
         store=store, listed_stores=context["console_stores"] if store is None else ()
     )
+    url_of = dashboard_urls()
+    for row in data.stores:
+        row.url = url_of(row.code)
     low = data.low_stock or []
     context.update(
         dashboard=data,

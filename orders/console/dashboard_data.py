@@ -99,6 +99,7 @@ class StoreRow:
     with_partner: int = 0
     to_prepare: int = 0
     ready: int = 0
+    url: str = ""  # the store's dashboard, set by the view
 
     @property
     def net_fen(self) -> int:
