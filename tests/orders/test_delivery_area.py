@@ -37,11 +37,6 @@ def water(riders):
     return sku
 
 
-@pytest.fixture
-def member(db):
-    return factories.MemberFactory(mobile="13900000001", name="李娜")
-
-
 def deliver(store, water, member, address, reference="ref-1") -> Order:
     return checkout_place(
         channel=Channel.MINI_SHOP,
