@@ -4,6 +4,7 @@ endpoint hammered with the same concurrency, as the ceiling.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/retail .venv/bin/python bench/flash_sale.py
         [--shoppers 500] [--units 50] [--clients 64] [--web-workers 2] [--threads 4]
+        [--worker-class gthread|sync] [--wechat-latency 0]
         [--fulfilment pickup|delivery] [--redis-url redis://127.0.0.1:6379/12]
         [--server-log FILE]
 
@@ -314,7 +315,13 @@ def start_sandbox(
 
 
 def start_server(
-    env: dict, port: int, workers: int, threads: int, log: io.TextIOBase
+    env: dict,
+    port: int,
+    workers: int,
+    threads: int,
+    log: io.TextIOBase,
+    *,
+    worker_class: str = "gthread",
 ) -> subprocess.Popen:
     server = subprocess.Popen(
         [
@@ -327,7 +334,7 @@ def start_server(
             "--threads",
             str(threads),
             "--worker-class",
-            "gthread",
+            worker_class,
             "--backlog",
             "2048",
             # A client thread leaves its connection idle while the sandbox settles a payment;
@@ -615,7 +622,8 @@ def print_table(result: dict) -> None:
     print(
         f"flash sale {result['date']}: {result['fulfilment']}, {result['shoppers']} shoppers, "
         f"{result['units']} units, {result['clients']} client threads; gunicorn "
-        f"{result['web_workers']} workers × {result['threads']} threads; PostgreSQL "
+        f"{result['web_workers']} {result['worker_class']} workers × {result['threads']} threads; "
+        f"WeChat Pay answers after {result['wechat_latency_s']:g} s; PostgreSQL "
         f"{result['postgresql']}, Python {result['python']}, {result['cpus']} CPUs; load "
         f"{result['loadavg_before']} before, {result['loadavg_after']} after"
     )
@@ -704,6 +712,15 @@ def main() -> int:
     parser.add_argument("--web-workers", type=int, default=2, help="gunicorn processes")
     parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn process")
     parser.add_argument(
+        "--worker-class", choices=["gthread", "sync"], default="gthread", help="gunicorn's"
+    )
+    parser.add_argument(
+        "--wechat-latency",
+        type=float,
+        default=0,
+        help="seconds WeChat Pay takes to answer each JSAPI trade the platform creates",
+    )
+    parser.add_argument(
         "--fulfilment",
         choices=FULFILMENTS,
         default="pickup",
@@ -780,12 +797,30 @@ def main() -> int:
         users_file = workdir / "users.json"
         users_file.write_text(json.dumps(data["users"], ensure_ascii=False), encoding="utf-8")
         sandbox = start_sandbox(sandbox_port, users_file, wechat)
-        server = start_server(server_env, web_port, args.web_workers, args.threads, server_log)
+        server = start_server(
+            server_env,
+            web_port,
+            args.web_workers,
+            args.threads,
+            server_log,
+            worker_class=args.worker_class,
+        )
         base, sandbox_base = f"http://127.0.0.1:{web_port}", f"http://127.0.0.1:{sandbox_port}"
         # As many requests as the sale makes to the platform when every shopper checks out and
         # ``units`` of them pay, and no fewer than 5,000 so that the ceiling is steady.
         expected = 2 * args.shoppers + 2 * min(args.units, args.shoppers)
         trivial = hammer(base, requests_total=max(expected, 5000), clients=args.clients)
+        if args.wechat_latency:
+            # Every JSAPI trade the platform creates is answered that much later, as over the
+            # internet from a shop's server to api.mch.weixin.qq.com.
+            import requests
+
+            requests.post(
+                f"{sandbox_base}/sandbox/faults",
+                json={"path": "/v3/pay/transactions/jsapi", "mode": "timeout",
+                      "seconds": args.wechat_latency, "times": args.shoppers},
+                timeout=10,
+            ).raise_for_status()  # fmt: skip
         sale_figures = sale(
             base, sandbox_base, data, clients=args.clients, fulfilment=args.fulfilment
         )
@@ -818,6 +853,8 @@ def main() -> int:
         "units": args.units,
         "clients": args.clients,
         "web_workers": args.web_workers,
+        "worker_class": args.worker_class,
+        "wechat_latency_s": args.wechat_latency,
         "threads": args.threads,
         "fulfilment": args.fulfilment,
         "price_fen": data["price_fen"],

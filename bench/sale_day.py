@@ -65,6 +65,7 @@ import random
 import re
 import secrets
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -72,7 +73,7 @@ import threading
 import time
 import uuid
 from collections import Counter, defaultdict
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -125,6 +126,7 @@ ADDRESS = {
     "detail": "愚园路168号5楼",
 }
 TAIL_SECONDS = 20
+BUCKET_SECONDS = 10
 
 
 # --- seeding ------------------------------------------------------------------------------------
@@ -552,8 +554,9 @@ def drain(deadline_s: float) -> dict:
         time.sleep(1)
 
 
-def lag(wechat_base: str, partner_base: str, mix_ended_at) -> dict:
-    """Event created -> received by each sandbox, from their logs and the outbox."""
+def lag(wechat_base: str, partner_base: str, mix_ended_at, mix_seconds: float) -> dict:
+    """Event created -> received by each sandbox, from their logs and the outbox; also the
+    median by ``BUCKET_SECONDS`` of the mix in which the events were created."""
     import requests
     from django.db.models import Count
 
@@ -625,8 +628,13 @@ def lag(wechat_base: str, partner_base: str, mix_ended_at) -> dict:
         "partner": sum(1 for (kind, _pk) in events if kind == "order.routed"),
     }
     rows = []
+    mix_started_at = mix_ended_at - timedelta(seconds=mix_seconds)
     for name, entry in channels.items():
         lags = [seconds for seconds, _created in entry["received"].values()]
+        buckets: dict[int, list[float]] = defaultdict(list)
+        for seconds, created in entry["received"].values():
+            bucket = int((created - mix_started_at).total_seconds() // BUCKET_SECONDS)
+            buckets[bucket * BUCKET_SECONDS].append(seconds)
         tail = [
             seconds
             for seconds, created in entry["received"].values()
@@ -642,6 +650,10 @@ def lag(wechat_base: str, partner_base: str, mix_ended_at) -> dict:
                 "rejected": entry["not_ok"]["rejected"],
                 **_seconds(lags),
                 "last_20s": _seconds(tail) | {"received": len(tail)},
+                "p50_s_by_created_at": {
+                    f"{start}s": round(statistics.median(values), 2)
+                    for start, values in sorted(buckets.items())
+                },
             }
         )
     deliveries = {
@@ -740,6 +752,10 @@ def print_table(result: dict) -> None:
             f"{row['repeats']:>5}{row['rejected']:>5}{row['p50_s']!s:>8}{row['p99_s']!s:>8}"
             f"{row['max_s']!s:>8}{tail['p50_s']!s:>11}{tail['p99_s']!s:>8}"
         )
+    print("lag p50 s by when in the mix the event was created:")
+    for row in sync["channels"]:
+        timeline = "  ".join(f"{k} {v}" for k, v in row["p50_s_by_created_at"].items())
+        print(f"  {row['channel']:<22}{timeline}")
     print(f"deliveries: {sync['deliveries']}")
     book = result["books"]
     print(
@@ -926,7 +942,7 @@ def main() -> int:
 
         mix_ended_at = timezone.now()
         drained = drain(args.drain_seconds)
-        sync = lag(wechat_base, partner_base, mix_ended_at)
+        sync = lag(wechat_base, partner_base, mix_ended_at, args.seconds)
         book = books(scratch_url, server_env)
         with connection.cursor() as cursor:
             cursor.execute("SHOW server_version")

@@ -145,7 +145,7 @@ def print_table(result: dict) -> None:
         f"{result['loadavg_before']} before, {result['loadavg_after']} after"
     )
     print(
-        f"{'config':<18}{'mix/s':>7}{'rounds':>14}{'p50':>7}{'p99':>7}{'cat p50':>8}"
+        f"{'config':<18}{'mix/s':>7}{'rounds':>22}{'p50':>7}{'p99':>7}{'cat p50':>8}"
         f"{'prod p50':>9}{'chk p50':>8}{'chk p99':>8}{'triv/s':>8}{'÷triv':>7}"
         f"{'÷' + BASELINE:>8}{'5xx':>5}"
     )
@@ -153,7 +153,7 @@ def print_table(result: dict) -> None:
         ops = row["operations"]
         rounds = "/".join(f"{x:g}" for x in row["mix_per_s_each_round"])
         print(
-            f"{row['config']:<18}{row['mix_per_s']:>7}{rounds:>14}{row['mix_p50_ms']:>7}"
+            f"{row['config']:<18}{row['mix_per_s']:>7}{rounds:>22}{row['mix_p50_ms']:>7}"
             f"{row['mix_p99_ms']:>7}{ops['catalogue']['p50_ms']:>8}{ops['product']['p50_ms']:>9}"
             f"{ops['checkout']['p50_ms']:>8}{ops['checkout']['p99_ms']:>8}"
             f"{row['trivial_per_s']:>8}{row['ratio_to_trivial']:>7}{row['ratio_to_baseline']:>8}"
