@@ -79,11 +79,6 @@ class QueryClock:
             self.queries.append((time.perf_counter() - began, sql))
 
 
-def gtin_check_digit(body: str) -> int:
-    total = sum(int(d) * (3 if i % 2 == 0 else 1) for i, d in enumerate(body[::-1]))
-    return (10 - total % 10) % 10
-
-
 def copy_rows(cursor, table: str, columns: list[str], rows) -> None:
     buffer = io.StringIO()
     for row in rows:
@@ -97,6 +92,8 @@ def copy_rows(cursor, table: str, columns: list[str], rows) -> None:
 def generate(sizes: dict) -> dict:
     """Fill the (migrated, empty) scratch database; returns seconds per step."""
     from django.db import connection
+
+    from retail.validators import gtin_check_digit
 
     rng = random.Random(42)
     timings: dict[str, float] = {}

@@ -18,17 +18,26 @@ dashboard reads today (and any day not rolled up yet) from the orders.
 """
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from functools import reduce
 from operator import or_
+from zoneinfo import ZoneInfo
 
 from django.db import transaction
 from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from orders.console.dashboard_data import HISTORY_DAYS, SHANGHAI, local_day_start
 from orders.models import DailySales, Order, SalesRollupState
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+# The days the console dashboard charts (today included); a first run rolls up the closed ones.
+HISTORY_DAYS = 30
+
+
+def local_day_start(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=SHANGHAI)
+
 
 # Longer than any transaction that writes an order: one stamps ``updated_at`` before it
 # commits, so a run may not see a change stamped just before it started.

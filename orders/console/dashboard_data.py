@@ -31,8 +31,7 @@ Definitions:
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from datetime import date, datetime, timedelta
 
 from django.db.models import (
     BigIntegerField,
@@ -61,10 +60,9 @@ from orders.models import (
     OrderStatus,
     SalesRollupState,
 )
+from orders.sales_rollup import HISTORY_DAYS, SHANGHAI, local_day_start
 from retail.models import OutboxDelivery, Store
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
-HISTORY_DAYS = 30
 LIST_LIMIT = 8
 ROUTED_EVENT = "order.routed"
 
@@ -165,10 +163,6 @@ class Dashboard:
             "daily": [net for _day, _orders, net in self.days],
             "daily_orders": [orders for _day, orders, _net in self.days],
         }
-
-
-def local_day_start(day: date) -> datetime:
-    return datetime.combine(day, time.min, tzinfo=SHANGHAI)
 
 
 def _rolled_up_through() -> date | None:

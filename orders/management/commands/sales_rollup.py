@@ -6,8 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from orders.console.dashboard_data import SHANGHAI
-from orders.sales_rollup import sales_rollup
+from orders.sales_rollup import SHANGHAI, sales_rollup
 
 
 class Command(BaseCommand):
